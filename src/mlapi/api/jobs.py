@@ -1,0 +1,59 @@
+"""Submitting prediction jobs and turning stored results into responses (shared by blueprints)."""
+
+from __future__ import annotations
+
+import time
+
+from flask import current_app, g
+
+from ..contracts import PredictJob
+from . import metrics, resources
+from .problems import Problem
+
+
+def submit(texts: list[str], batch: bool, wait: bool) -> tuple[PredictJob, dict | None]:
+    """Queue a job; when ``wait``, block for its result until the deadline.
+
+    Returns ``(job, result)``; result is None for ``wait=False``. Raises ``Problem`` 504 when
+    the deadline passes, and lets StoreUnavailable/QueueUnavailable become 503s.
+    """
+    settings = current_app.config["MLAPI_SETTINGS"]
+    timeout = settings.predict_timeout if wait else settings.async_timeout
+    started = time.time()
+    job = PredictJob.for_texts(texts, deadline=started + timeout,
+                               request_id=g.get("request_id", ""), batch=batch)
+    store = resources.store()
+    # Marked first: a Redis that is down fails the request before Kafka gets a job nobody reads.
+    store.mark_pending(job.job_id, timeout)
+    resources.producer().send(settings.predict_topic, job.job_id, job.to_bytes(),
+                              timeout=min(3.0, timeout))
+    if not wait:
+        return job, None
+    result = store.wait_result(job.job_id, job.deadline - time.time())
+    if result is None:
+        raise deadline_passed(job.job_id, settings.predict_timeout)
+    return job, result
+
+
+def deadline_passed(job_id: str, timeout: float) -> Problem:
+    return Problem(504, "Gateway Timeout",
+                   f"no prediction within {timeout:g} s (MLAPI_PREDICT_TIMEOUT): the workers are "
+                   "down or overloaded; the job was dropped", job=job_id)
+
+
+def answer(result: dict) -> dict:
+    """The public body for a stored result, or a Problem for an expired or failed job."""
+    status = result.get("status")
+    if status == "expired":
+        raise Problem(504, "Gateway Timeout",
+                      "the job waited in the queue past its deadline and was skipped by the "
+                      "workers; send it again", job=result.get("job"))
+    if status != "done":
+        raise Problem(503, "Service Unavailable",
+                      "the model failed on this job; it has been logged, retry later",
+                      job=result.get("job"))
+    predictions = result["predictions"]
+    metrics.observe_result(result)
+    if result.get("batch"):
+        return {"predictions": predictions}
+    return predictions[0]

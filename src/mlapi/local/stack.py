@@ -1,0 +1,194 @@
+"""`mlapi run`: the whole service as local processes, in the foreground.
+
+Redis and a Kafka-protocol broker (unless MLAPI_REDIS_URL / MLAPI_KAFKA_BOOTSTRAP point at
+running ones), MLAPI_WORKERS worker processes and the API under gunicorn. It trains the
+default model first when there is none, waits until a prediction goes through end to end,
+prints the URL, and on Ctrl-C or SIGTERM stops every process it started (newest first).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from rich.console import Console
+
+from ..config import Settings
+from . import servers
+
+READY_TIMEOUT = 90.0
+
+
+class Stack:
+    def __init__(self, settings: Settings, console: Console | None = None,
+                 log_to_files: bool = False):
+        self.settings = settings
+        self.console = console or Console(stderr=True)
+        self.log_to_files = log_to_files
+        self.servers: list[servers.Server] = []
+        self.state_dir = settings.state_dir
+        self._stop = False
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.port}"
+
+    # --- start ----------------------------------------------------------------------------
+    def start(self) -> Stack:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._ensure_model()
+        changes = {}
+        if not self.settings.redis_url:
+            port = servers.free_port()
+            self._start(servers.redis_server(port, self.state_dir))
+            changes["redis_url"] = f"redis://127.0.0.1:{port}/0"
+        if not self.settings.kafka_bootstrap:
+            port = servers.free_port()
+            self._start(servers.kafka_broker(port, self.state_dir))
+            changes["kafka_bootstrap"] = f"127.0.0.1:{port}"
+        self.settings = self.settings.replace(**changes)
+        if servers.port_open(self.settings.port, self.settings.host):
+            raise servers.ServerError(f"port {self.settings.port} is taken; set MLAPI_PORT")
+
+        from .. import kafka_bus
+
+        kafka_bus.ensure_topics(self.settings)
+        env = self.child_env()
+        for n in range(self.settings.workers):
+            self._start(servers.Server(f"worker-{n + 1}", [sys.executable, "-m", "mlapi", "worker"],
+                                       0, self._log(f"worker-{n + 1}"), env))
+        metrics_dir = self.state_dir / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        api_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir.resolve())}
+        self._start(servers.Server("api", api_argv(), self.settings.port, self._log("api"), api_env))
+        self.wait_ready()
+        (self.state_dir / "stack.json").write_text(json.dumps({
+            "url": self.url, "redis_url": self.settings.redis_url,
+            "kafka_bootstrap": self.settings.kafka_bootstrap, "pid": os.getpid(),
+            "workers": self.settings.workers}, indent=2) + "\n")
+        return self
+
+    def child_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLAPI_")}
+        env.update(self.settings.as_env())
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _log(self, name: str) -> Path | None:
+        # The service's own logs go to the terminal; Redis's and the broker's to files.
+        return self.state_dir / "logs" / f"{name}.log" if self.log_to_files else None
+
+    def _start(self, server: servers.Server) -> None:
+        server.start()
+        self.servers.append(server)
+
+    def _ensure_model(self) -> None:
+        path = self.settings.resolved_model_path
+        if path.exists():
+            return
+        self.console.print(f"[bold]No model at {path}: training the default one (about a minute)…")
+        from ..model.training import train
+
+        meta = train(path, console=self.console)
+        self.console.print(f"Trained {meta['version']}: macro-F1 {meta['metrics']['macro_f1']}")
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        """Ready = /readyz is 200, every worker beats, and one prediction goes through."""
+        deadline = time.monotonic() + timeout
+        from ..redis_store import Store, StoreUnavailable
+
+        store = Store(self.settings)
+        try:
+            while time.monotonic() < deadline:
+                self._check_children()
+                try:
+                    if (_http("GET", self.url + "/readyz")[0] == 200
+                            and store.live_workers() >= self.settings.workers):
+                        status, body = _http("POST", self.url + "/v1/predict",
+                                             {"text": "warm-up"}, timeout=10)
+                        if status == 200:
+                            return
+                except (OSError, StoreUnavailable):
+                    pass
+                time.sleep(0.3)
+        finally:
+            store.close()
+        raise servers.ServerError(f"the stack was not ready within {timeout:g} s; "
+                                  f"logs are in {self.state_dir / 'logs'}")
+
+    def _check_children(self) -> None:
+        for server in self.servers:
+            if not server.running:
+                raise servers.ServerError(f"{server.name} exited with "
+                                          f"{server.process.returncode}\n{server.log_tail()}")
+
+    # --- run and stop ---------------------------------------------------------------------
+    def serve_forever(self) -> int:
+        """Block until SIGINT/SIGTERM (0) or until a process dies (1)."""
+        def stop(signum, frame):
+            self._stop = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        while not self._stop:
+            try:
+                self._check_children()
+            except servers.ServerError as exc:
+                self.console.print(f"[red]{exc}; stopping everything")
+                return 1
+            time.sleep(0.5)
+        return 0
+
+    def stop(self) -> None:
+        # Newest first: the API stops taking requests before the workers and servers go.
+        for server in reversed(self.servers):
+            server.stop()
+        self.servers.clear()
+        try:
+            (self.state_dir / "stack.json").unlink()
+        except FileNotFoundError:
+            pass
+
+
+def api_argv() -> list[str]:
+    return [sys.executable, "-m", "gunicorn", "-c", "python:mlapi.api.gunicorn_conf",
+            "mlapi.api.wsgi:app()"]
+
+
+def _http(method: str, url: str, body: dict | None = None, timeout: float = 2.0):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"} if data else {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def run(settings: Settings) -> int:
+    console = Console(stderr=True)
+    stack = Stack(settings, console)
+    try:
+        with console.status("Starting Redis, Kafka, workers and the API…"):
+            stack.start()
+        console.print(f"[bold green]mlapi is ready at {stack.url}[/] "
+                      f"({settings.workers} worker(s); Redis {stack.settings.redis_url}, "
+                      f"Kafka {stack.settings.kafka_bootstrap}). Ctrl-C stops it.")
+        console.print(f"  curl -s {stack.url}/v1/predict -H 'Content-Type: application/json' "
+                      "-d '{\"text\": \"I love it\"}'")
+        return stack.serve_forever()
+    except servers.ServerError as exc:
+        console.print(f"[red]mlapi run failed: {exc}")
+        return 1
+    finally:
+        stack.stop()
+        console.print("Stopped every process mlapi run started.")

@@ -1,0 +1,101 @@
+"""Model files: a compressed skops archive plus a JSON metadata file beside it.
+
+Never pickle or joblib: a skops archive lists the types it would build, and ``load`` refuses
+anything outside scikit-learn, NumPy and SciPy. The metadata carries the archive's sha256, and
+``load`` refuses an archive whose bytes do not match it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import skops.io as sio
+
+# Modules whose types a model archive may contain. Everything else (a user's own class, os,
+# subprocess, builtins.eval ...) makes the archive untrusted.
+TRUSTED_MODULES = ("sklearn.", "numpy", "scipy.")
+
+
+class ModelError(RuntimeError):
+    """A model that cannot be used: missing, tampered with, or holding untrusted types."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def meta_path(model_path: Path) -> Path:
+    return model_path.with_suffix(".json")
+
+
+def save(model, path: Path, metadata: dict) -> dict:
+    """Write the archive and its metadata atomically; return the metadata as written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # ZIP_DEFLATED: the default stored archive is ~190 MB, compressed ~9 MB.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".skops.tmp")
+    os.close(fd)
+    try:
+        sio.dump(model, tmp, compression=zipfile.ZIP_DEFLATED)
+        digest = sha256_of(Path(tmp))
+        created = datetime.now(UTC)
+        meta = {
+            "version": metadata.get("version") or f"{created:%Y%m%dT%H%M%SZ}-{digest[:8]}",
+            "created": created.isoformat(timespec="seconds"),
+            "sha256": digest,
+            "size_bytes": Path(tmp).stat().st_size,
+            **{k: v for k, v in metadata.items() if k != "version"},
+        }
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; images read it as another user
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    meta_tmp = meta_path(path).with_suffix(".json.tmp")
+    meta_tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    os.replace(meta_tmp, meta_path(path))
+    return meta
+
+
+def read_metadata(path: Path) -> dict:
+    mpath = meta_path(Path(path))
+    try:
+        return json.loads(mpath.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{mpath} is missing: a model archive needs its metadata (sha256)") from None
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{mpath} is not valid JSON: {exc}") from None
+
+
+def untrusted(types: list[str]) -> list[str]:
+    return [t for t in types if not t.startswith(TRUSTED_MODULES)]
+
+
+def load(path: Path):
+    """Return ``(model, metadata)``, checking the hash and the types first."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"no model at {path}; train one with `mlapi train`")
+    meta = read_metadata(path)
+    digest = sha256_of(path)
+    if digest != meta.get("sha256"):
+        raise ModelError(f"{path}: sha256 {digest[:12]}… does not match its metadata "
+                         f"({str(meta.get('sha256'))[:12]}…); refusing a changed archive")
+    try:
+        types = sio.get_untrusted_types(file=path)
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise ModelError(f"{path} is not a skops archive: {exc}") from None
+    bad = untrusted(types)
+    if bad:
+        raise ModelError(f"{path} holds types outside scikit-learn/NumPy/SciPy: {', '.join(bad)}")
+    return sio.load(path, trusted=types), meta

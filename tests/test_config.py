@@ -1,0 +1,40 @@
+from pathlib import Path
+
+import pytest
+
+from mlapi.config import Settings
+
+
+def test_defaults_match_the_documented_ones():
+    s = Settings.from_env({})
+    assert (s.port, s.workers, s.batch_max, s.batch_wait_ms) == (8000, 1, 64, 5)
+    assert s.predict_timeout == 5.0 and s.result_ttl == 600 and s.predict_partitions == 12
+    assert s.resolved_model_path == Path(".mlapi/models/default.skops")
+
+
+def test_reads_and_converts_every_type():
+    s = Settings.from_env({"MLAPI_PORT": "9001", "MLAPI_PREDICT_TIMEOUT": "1.5",
+                           "MLAPI_MODEL_PATH": "/m/x.skops", "MLAPI_REDIS_URL": "redis://r:1/0"})
+    assert s.port == 9001 and s.predict_timeout == 1.5
+    assert s.model_path == Path("/m/x.skops") and s.redis_url == "redis://r:1/0"
+
+
+def test_empty_variable_means_default():
+    assert Settings.from_env({"MLAPI_PORT": ""}).port == 8000
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("MLAPI_PORT", "eighty", "MLAPI_PORT='eighty'"),
+    ("MLAPI_WORKERS", "0", "MLAPI_WORKERS must be at least 1"),
+    ("MLAPI_PREDICT_TIMEOUT", "-1", "MLAPI_PREDICT_TIMEOUT must be positive"),
+    ("MLAPI_BATCH_WAIT_MS", "-5", "MLAPI_BATCH_WAIT_MS must not be negative"),
+    ("MLAPI_PORT", "70000", "ports must be between"),
+])
+def test_bad_values_name_the_variable(name, value, message):
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env({name: value})
+
+
+def test_as_env_round_trips():
+    s = Settings(port=8123, workers=3, model_path=Path("/tmp/m.skops"), redis_url="redis://x/1")
+    assert Settings.from_env(s.as_env()) == s
