@@ -27,7 +27,8 @@ def json_body() -> object:
     if not raw.strip():
         raise Problem(400, "Bad Request", 'the body is empty; send {"text": "..."}')
     try:
-        return json.loads(raw)
+        # Decoded here: json.loads(bytes) would guess UTF-16/32 from a byte-order mark.
+        return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise Problem(400, "Bad Request", "the body is not UTF-8 text") from None
     except (json.JSONDecodeError, RecursionError) as exc:

@@ -1,0 +1,121 @@
+import json
+import os
+import zipfile
+
+import pytest
+import skops.io as sio
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from mlapi.contracts import LABELS
+from mlapi.model import artifact
+from mlapi.model.predictor import Predictor
+
+from .conftest import run_cli
+
+SPANISH = ["Me encanta este producto, es excelente", "Odio esta película, es horrible",
+           "El tren sale a las cinco de la tarde", "¿Dónde está la biblioteca?", "ñ"]
+
+
+def test_saved_model_has_metadata_and_loads(model_path):
+    meta = json.loads(model_path.with_suffix(".json").read_text())
+    assert meta["sha256"] == artifact.sha256_of(model_path)
+    assert {"version", "created", "metrics", "corpus"} <= set(meta)
+    assert 0 < meta["metrics"]["macro_f1"] <= 1
+    with zipfile.ZipFile(model_path) as z:  # compressed, not the ~190 MB stored archive
+        assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in z.infolist())
+    predictor = Predictor.load(model_path)
+    assert predictor.version == meta["version"]
+
+
+def test_predictions_are_probabilities_for_any_language(model_path):
+    predictor = Predictor.load(model_path)
+    rows = predictor.predict_proba(["I love this, wonderful!", "This is terrible, I hate it"]
+                                   + SPANISH)
+    assert len(rows) == 2 + len(SPANISH)
+    for row in rows:
+        assert set(row) == set(LABELS)
+        assert sum(row.values()) == pytest.approx(1.0)
+    assert max(rows[0], key=rows[0].get) == "positive"
+    assert max(rows[1], key=rows[1].get) == "negative"
+
+
+def test_a_changed_archive_is_refused(model_path, tmp_path):
+    copy = tmp_path / "m.skops"
+    data = bytearray(model_path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    copy.with_suffix(".json").write_text(model_path.with_suffix(".json").read_text())
+    with pytest.raises(artifact.ModelError, match="does not match"):
+        Predictor.load(copy)
+
+
+def test_an_archive_with_untrusted_types_is_refused(tmp_path):
+    evil = make_pipeline(FunctionTransformer(os.system))
+    path = tmp_path / "evil.skops"
+    sio.dump(evil, path)
+    path.with_suffix(".json").write_text(json.dumps({"version": "x",
+                                                     "sha256": artifact.sha256_of(path)}))
+    with pytest.raises(artifact.ModelError, match="outside scikit-learn"):
+        artifact.load(path)
+
+
+def test_missing_metadata_is_refused(model_path, tmp_path):
+    copy = tmp_path / "lonely.skops"
+    copy.write_bytes(model_path.read_bytes())
+    with pytest.raises(artifact.ModelError, match="metadata"):
+        artifact.load(copy)
+
+
+def test_evaluate_cli_reports_metrics(model_path):
+    done = run_cli("evaluate", "--model", str(model_path))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["rows"] > 7000 and 0.5 < report["macro_f1"] <= 1
+
+
+def test_train_cli_on_a_user_csv(tmp_path):
+    rows = ["text,label"]
+    for i in range(40):
+        rows += [f"I love it {i},positive", f"I hate it {i},negative", f"It is item {i},neutral"]
+    csv = tmp_path / "mine.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "mine.skops"
+    done = run_cli("train", "--corpus", str(csv), "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["corpus"]["rows"] == 120
+    assert Predictor.load(out).predict_proba(["I love it 999"])[0]["positive"] > 0.5
+
+
+def test_train_cli_bad_csv_is_a_clear_error(tmp_path):
+    csv = tmp_path / "bad.csv"
+    csv.write_text("text,label\nx,maybe\n")
+    done = run_cli("train", "--corpus", str(csv), "--output", str(tmp_path / "x.skops"))
+    assert done.returncode == 2
+    assert "label 'maybe'" in done.stderr and "Traceback" not in done.stderr
+
+
+FACTS = ["The meeting is at 3 pm on Tuesday.", "The train leaves from platform 4.",
+         "Water boils at 100 degrees Celsius.", "The store opens at nine in the morning.",
+         "Paris is the capital of France.", "The report has twelve pages.",
+         "The package was delivered on Monday.", "The museum is closed on Sundays.",
+         "The new model has a 6 inch screen.", "The library is on the second floor."]
+
+
+@pytest.mark.slow
+def test_default_model_reaches_the_quality_bar(tmp_path):
+    """The full default training run: macro-F1 >= 0.74 on the fixed held-out split."""
+    from rich.console import Console
+
+    from mlapi.model.training import evaluate, train
+
+    path = tmp_path / "default.skops"
+    meta = train(path, console=Console(quiet=True))
+    assert meta["metrics"]["macro_f1"] >= 0.74
+    assert evaluate(path)["macro_f1"] == meta["metrics"]["macro_f1"]
+    predictor = Predictor.load(path)
+    labels = [max(p, key=p.get) for p in predictor.predict_proba(FACTS)]
+    # Plain statements of fact should mostly read as neutral, not as complaints.
+    assert labels.count("neutral") >= 7, list(zip(FACTS, labels))
+    for row in predictor.predict_proba(SPANISH):
+        assert sum(row.values()) == pytest.approx(1.0)
