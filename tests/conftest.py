@@ -69,12 +69,19 @@ def start_worker(settings: Settings, log_dir: Path, name: str = "worker") -> ser
     return servers.Server(name, [sys.executable, "-m", "mlapi", "worker"], 0, log, env).start()
 
 
-def wait_workers(settings: Settings, count: int, timeout: float = 30.0) -> None:
+def wait_workers(settings: Settings, count: int, timeout: float = 30.0,
+                 assigned: bool = False) -> None:
+    """Until ``count`` workers beat (and, with ``assigned``, each owns partitions)."""
     store = Store(settings)
     try:
         deadline = time.monotonic() + timeout
-        while store.live_workers() < count:
-            assert time.monotonic() < deadline, f"{count} worker(s) did not start in {timeout} s"
+        while True:
+            beats = store.workers()
+            if assigned:
+                beats = [b for b in beats if b.get("partitions")]
+            if len(beats) >= count:
+                return
+            assert time.monotonic() < deadline, f"{count} worker(s) not up in {timeout} s"
             time.sleep(0.1)
     finally:
         store.close()

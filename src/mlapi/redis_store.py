@@ -82,8 +82,14 @@ class Store:
         return json.loads(raw) if raw else None
 
     def live_workers(self) -> int:
+        return len(self.workers())
+
+    def workers(self) -> list[dict]:
+        """The heartbeats of live workers: id, pid, model version, partitions, jobs done."""
         with _errors():
-            return sum(1 for _ in self.redis.scan_iter(match=self.key("worker", "*"), count=100))
+            keys = list(self.redis.scan_iter(match=self.key("worker", "*"), count=100))
+            values = self.redis.mget(keys) if keys else []
+        return [json.loads(v) for v in values if v]
 
     def ping(self) -> bool:
         try:
@@ -116,7 +122,8 @@ class Store:
     def heartbeat(self, worker_id: str, info: dict) -> None:
         with _errors():
             self.redis.set(self.key("worker", worker_id),
-                           json.dumps({**info, "at": time.time()}), ex=HEARTBEAT_TTL)
+                           json.dumps({**info, "id": worker_id, "at": time.time()}),
+                           ex=HEARTBEAT_TTL)
 
     def forget_worker(self, worker_id: str) -> None:
         with _errors():

@@ -66,7 +66,7 @@ class Worker:
                  self.predictor.version, self.settings.batch_max, self.settings.batch_wait_ms)
         try:
             while not self.stopping:
-                self._beat()
+                self._beat(consumer)
                 records = self.poll_batch(consumer)
                 if not records:
                     continue
@@ -96,14 +96,16 @@ class Worker:
                 delay = min(delay * 2, 5.0)
         return None
 
-    def _beat(self) -> None:
+    def _beat(self, consumer) -> None:
         now = time.monotonic()
         if now - self._last_beat < HEARTBEAT_EVERY:
             return
         self._last_beat = now
+        partitions = sorted(tp.partition for tp in consumer.assignment())
         try:
             self.store.heartbeat(self.worker_id, {"model_version": self.predictor.version,
-                                                  "pid": os.getpid(), "processed": self.processed})
+                                                  "pid": os.getpid(), "processed": self.processed,
+                                                  "partitions": partitions})
             self.store.publish_model(self.predictor.metadata)
         except StoreUnavailable as exc:
             log.warning("heartbeat failed: %s", exc)
