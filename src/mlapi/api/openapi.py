@@ -6,6 +6,7 @@ from flask import Blueprint
 
 from .. import __version__
 from ..contracts import PREDICT_REQUEST_SCHEMA, PREDICTION_SCHEMA
+from .predict import WAIT_VALUES
 
 bp = Blueprint("openapi", __name__)
 
@@ -20,6 +21,7 @@ def _json(description: str, ref: str) -> dict:
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
 
 
+_COURSE_TEXT = {"type": "string", "minLength": 1, "maxLength": 5000, "pattern": r"\S"}
 _DOWN = _problem("Redis or Kafka is unreachable; retry after `Retry-After` seconds")
 
 SPEC = {
@@ -36,7 +38,7 @@ SPEC = {
             "operationId": "predict",
             "parameters": [{"name": "wait", "in": "query", "required": False,
                             "description": "false: answer 202 at once and poll Location",
-                            "schema": {"type": "string", "enum": ["true", "false"], "default": "true"}}],
+                            "schema": {"type": "string", "enum": WAIT_VALUES, "default": "true"}}],
             "requestBody": {"required": True, "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/PredictRequest"},
                 "examples": {"one": {"value": {"text": "I love this phone"}},
@@ -88,7 +90,7 @@ SPEC = {
             "summary": "Course-exercise compatible prediction (text in the query string)",
             "operationId": "coursePredict",
             "parameters": [{"name": "text", "in": "query", "required": True,
-                            "schema": {"type": "string", "minLength": 1, "maxLength": 5000}}],
+                            "schema": _COURSE_TEXT}],
             "responses": {
                 "200": _json("Prediction in the course's format", "CoursePrediction"),
                 "400": _json("No usable text in the query string", "CourseFailure"),
@@ -101,7 +103,7 @@ SPEC = {
             "post": {"summary": "The page's form (course compatible: field text_data)",
                      "operationId": "pagePredict",
                      "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {
-                         "schema": {"type": "object", "properties": {"text_data": {"type": "string"}},
+                         "schema": {"type": "object", "properties": {"text_data": _COURSE_TEXT},
                                     "required": ["text_data"]}}}},
                      "responses": {code: {"description": desc, "content": {"text/html": {"schema": {"type": "string"}}}}
                                    for code, desc in (("200", "The page with the prediction"),

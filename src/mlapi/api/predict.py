@@ -13,7 +13,7 @@ from .problems import Problem
 
 bp = Blueprint("predict", __name__, url_prefix="/v1")
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
-_TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")  # as /openapi.json lists them
 
 
 def json_body() -> object:
@@ -37,12 +37,15 @@ def json_body() -> object:
 
 
 def wait_flag() -> bool:
-    raw = request.args.get("wait", "true").strip().lower()
+    raw = request.args.get("wait", "true")
     if raw in _TRUE:
         return True
     if raw in _FALSE:
         return False
     raise Problem(400, "Bad Request", f"query parameter wait must be true or false, got {raw!r}")
+
+
+WAIT_VALUES = [*_TRUE, *_FALSE]
 
 
 @bp.post("/predict")
