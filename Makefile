@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## everything locally, in the foreground, at http://127.0.0.1:8000
 	exec $(BIN)/mlapi run
 
-test: $(STAMP)  ## the whole suite: unit, contract, integration (real Redis + broker), faults, fuzzing, model
+test: $(STAMP)  ## lint, then the whole suite: unit, contract, integration (real Redis + broker), faults, fuzzing, model
+	$(BIN)/python -m ruff check src tests
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)  ## everything but the slow tests (full model training, load)

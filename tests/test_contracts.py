@@ -2,8 +2,14 @@ import json
 
 import pytest
 
-from mlapi.contracts import (LABELS, PredictJob, ValidationFailed, prediction,
-                             validate_course_text, validate_predict_request)
+from mlapi.contracts import (
+    LABELS,
+    PredictJob,
+    ValidationFailed,
+    prediction,
+    validate_course_text,
+    validate_predict_request,
+)
 
 
 @pytest.mark.parametrize("body, expected", [

@@ -116,6 +116,6 @@ def test_default_model_reaches_the_quality_bar(tmp_path):
     predictor = Predictor.load(path)
     labels = [max(p, key=p.get) for p in predictor.predict_proba(FACTS)]
     # Plain statements of fact should mostly read as neutral, not as complaints.
-    assert labels.count("neutral") >= 7, list(zip(FACTS, labels))
+    assert labels.count("neutral") >= 7, list(zip(FACTS, labels, strict=True))
     for row in predictor.predict_proba(SPANISH):
         assert sum(row.values()) == pytest.approx(1.0)

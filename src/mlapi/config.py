@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
-
-
-def _default_state_dir() -> Path:
-    return Path(os.environ.get("MLAPI_STATE_DIR", ".mlapi"))
 
 
 @dataclass(frozen=True)
 class Settings:
     # Where `make run` keeps everything it creates (models, metrics files, server data).
-    state_dir: Path = field(default_factory=_default_state_dir)
+    state_dir: Path = Path(".mlapi")
     # Redis URL; empty means "start a local Redis" for `mlapi run`.
     redis_url: str = ""
     # Comma-separated Kafka bootstrap servers; empty means "start a local broker" for `mlapi run`.
@@ -62,10 +58,6 @@ class Settings:
     worker_metrics_port: int = 0
     # Largest request body in bytes (413 above).
     max_body_bytes: int = 1_048_576
-    # Longest text in characters.
-    max_text_chars: int = 5000
-    # Most texts in one batch request.
-    max_batch_texts: int = 64
     # Log level of every process.
     log_level: str = "INFO"
 
@@ -97,7 +89,7 @@ class Settings:
 
     def validate(self) -> None:
         positive = ["predict_partitions", "batch_max", "workers", "api_processes", "api_threads",
-                    "result_ttl", "max_body_bytes", "max_text_chars", "max_batch_texts",
+                    "result_ttl", "max_body_bytes",
                     "kafka_session_timeout_ms", "topic_replication"]
         for name in positive:
             if getattr(self, name) < 1:

@@ -134,7 +134,7 @@ class PredictJob:
         ids = [new_id() for _ in texts]
         # A single-text job uses its prediction id as job id, so /v1/jobs/<id> is the prediction's.
         job_id = new_id() if batch else ids[0]
-        return cls(items=[{"id": i, "text": t} for i, t in zip(ids, texts)],
+        return cls(items=[{"id": i, "text": t} for i, t in zip(ids, texts, strict=True)],
                    deadline=deadline, job_id=job_id, request_id=request_id, batch=batch)
 
     def to_bytes(self) -> bytes:

@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, jsonify, render_template, request
 
-from ..contracts import COURSE_LABELS, validate_course_text
+from ..contracts import COURSE_LABELS, MAX_TEXT_CHARS, validate_course_text
 from ..kafka_bus import QueueUnavailable
 from ..redis_store import StoreUnavailable
 from . import jobs
@@ -20,11 +20,10 @@ _FAILED = {"success": False, "prediction": None, "score": None}
 
 @bp.post("/predict")
 def predict():
-    settings = current_app.config["MLAPI_SETTINGS"]
     # The course reads the text from the query string only; a JSON body does not count.
-    text = validate_course_text(request.args.get("text"), settings.max_text_chars)
+    text = validate_course_text(request.args.get("text"))
     if text is None:
-        detail = (f"pass the text in the query string, 1 to {settings.max_text_chars} "
+        detail = (f"pass the text in the query string, 1 to {MAX_TEXT_CHARS} "
                   "characters: POST /predict?text=...")
         return jsonify({**_FAILED, "detail": detail}), 400
     try:
@@ -32,7 +31,8 @@ def predict():
         answer = jobs.answer(result)
     except (StoreUnavailable, QueueUnavailable, Problem) as exc:
         status = exc.status if isinstance(exc, Problem) else 503
-        detail = exc.detail if isinstance(exc, Problem) else "the service is unavailable; retry shortly"
+        detail = exc.detail if isinstance(exc, Problem) \
+            else "the service is unavailable; retry shortly"
         return jsonify({**_FAILED, "detail": detail}), status
     return {"success": True, "text": text, "prediction": COURSE_LABELS[answer["label"]],
             "score": answer["score"], "label": answer["label"], "id": answer["id"],
@@ -43,11 +43,10 @@ def predict():
 def page():
     if request.method == "GET":
         return render_template("index.html")
-    settings = current_app.config["MLAPI_SETTINGS"]
     raw = request.form.get("text_data")
-    text = validate_course_text(raw, settings.max_text_chars)
+    text = validate_course_text(raw)
     if text is None:
-        error = f"Write a text of 1 to {settings.max_text_chars} characters."
+        error = f"Write a text of 1 to {MAX_TEXT_CHARS} characters."
         return render_template("index.html", text=raw or "", error=error), 400
     try:
         _, result = jobs.submit([text], batch=False, wait=True)

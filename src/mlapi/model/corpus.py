@@ -37,7 +37,7 @@ class Corpus:
     dropped: dict[str, int]
 
     def summary(self) -> dict:
-        data = "\n".join(f"{label}\t{text}" for text, label in zip(self.texts, self.labels))
+        data = "\n".join(f"{label}\t{text}" for text, label in zip(self.texts, self.labels, strict=True))
         return {
             "source": self.source,
             "rows": len(self.texts),

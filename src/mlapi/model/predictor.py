@@ -28,4 +28,4 @@ class Predictor:
         if not texts:
             return []
         rows = self.model.predict_proba(texts)
-        return [dict(zip(self._classes, map(float, row))) for row in rows]
+        return [dict(zip(self._classes, map(float, row), strict=True)) for row in rows]

@@ -10,7 +10,8 @@ import sklearn
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from . import artifact, corpus as corpora, pipeline
+from . import artifact, pipeline
+from . import corpus as corpora
 from .predictor import Predictor
 
 

@@ -185,7 +185,7 @@ class Worker:
                 "batch": job.batch,
                 "queued_s": round(max(0.0, picked - job.enqueued), 4), "worker": self.worker_id,
                 "predictions": [prediction(item["id"], p, version)
-                                for item, p in zip(job.items, probs)]}
+                                for item, p in zip(job.items, probs, strict=True)]}
 
     def _store(self, results: list[dict]) -> bool:
         """Write results, retrying while Redis is down; give up only when asked to stop."""

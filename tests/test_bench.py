@@ -1,0 +1,28 @@
+"""`mlapi bench --quick` runs the real stack twice and reports every scenario without errors.
+(Targets are checked by reading the numbers, not asserted here: this machine's load varies.)"""
+
+import json
+import os
+
+import pytest
+
+from mlapi.local.servers import free_port
+
+from .conftest import run_cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_bench_quick_reports_every_scenario(model_path, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLAPI_")}
+    env.update(MLAPI_MODEL_PATH=str(model_path), MLAPI_STATE_DIR=str(tmp_path),
+               MLAPI_PORT=str(free_port()))
+    done = run_cli("bench", "--quick", env=env, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((tmp_path / "bench.json").read_text())
+    names = {(r["name"], r["concurrency"]) for r in report["rows"]}
+    assert ("single, batching on", 32) in names and ("single, batching off", 32) in names
+    assert all(r["errors"] == 0 and r["rps"] > 0 for r in report["rows"])
+    summary = report["summary"]
+    assert 0 < summary["api_process_max_mb"] and 0 < summary["worker_process_max_mb"]
+    assert "sequential single-text p50" in done.stdout
