@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mlapi.api import create_app
+from mlapi.api.resources import close_all
 from mlapi.config import Settings
 from mlapi.local import servers
 from mlapi.redis_store import Store
@@ -103,11 +104,14 @@ def base_settings(redis_server, kafka_server, model_path) -> Settings:
 @pytest.fixture(scope="session")
 def session_worker(base_settings, state_dir):
     worker = start_worker(base_settings, state_dir / "logs")
-    wait_workers(base_settings, 1)
-    client = create_app(base_settings).test_client()
-    warm_up(client)
-    yield worker
-    worker.stop()
+    try:
+        wait_workers(base_settings, 1)
+        app = create_app(base_settings)
+        warm_up(app.test_client())
+        close_all(app)
+        yield worker
+    finally:
+        worker.stop()
 
 
 @pytest.fixture
@@ -120,8 +124,6 @@ def app(settings, session_worker):
     app = create_app(settings)
     app.config["TESTING"] = True
     yield app
-    from mlapi.api.resources import close_all
-
     close_all(app)
 
 

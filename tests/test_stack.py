@@ -44,9 +44,9 @@ def stack(tmp_path_factory, model_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLAPI_")}
     env.update(MLAPI_STATE_DIR=str(state), MLAPI_MODEL_PATH=str(model_path), MLAPI_PORT=str(port),
                MLAPI_WORKERS="2", MLAPI_API_PROCESSES="2", PYTHONUNBUFFERED="1")
-    log = (state / "run.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "mlapi", "run"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    with (state / "run.log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "mlapi", "run"], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while not (state / "stack.json").exists():
@@ -91,7 +91,8 @@ def test_api_processes_never_load_scikit_learn(stack):
     procs = api_processes(stack)
     assert len(procs) == 2
     for proc in procs:
-        maps = open(f"/proc/{proc.pid}/maps").read()
+        with open(f"/proc/{proc.pid}/maps") as fh:
+            maps = fh.read()
         assert "sklearn" not in maps and "scipy" not in maps
         assert proc.memory_info().rss < 100 * 2**20
 
