@@ -134,3 +134,28 @@ def test_no_worker_means_504_in_time(redis_server, kafka_server, model_path):
     assert r.status_code == 504 and r.mimetype == PROBLEM
     assert "MLAPI_PREDICT_TIMEOUT" in r.json["detail"]
     assert 0.4 < elapsed < 2.0
+
+
+def test_a_job_past_its_deadline_is_skipped_and_reported(client, settings):
+    # Put a job on the queue the way the API does, but already late.
+    from mlapi.contracts import PredictJob
+    from mlapi.kafka_bus import Producer
+    from mlapi.redis_store import Store
+
+    store, producer = Store(settings), Producer(settings)
+    try:
+        expired_before = store.expired_count()
+        job = PredictJob.for_texts(["too late"], deadline=time.time() - 1)
+        store.mark_pending(job.job_id, 60)
+        producer.send(settings.predict_topic, job.job_id, job.to_bytes(), timeout=3)
+        for _ in range(100):
+            r = client.get(f"/v1/jobs/{job.job_id}")
+            if r.status_code != 202:
+                break
+            time.sleep(0.05)
+        assert r.status_code == 504 and r.mimetype == PROBLEM
+        assert "past its deadline" in r.json["detail"]
+        assert store.expired_count() == expired_before + 1
+    finally:
+        producer.close()
+        store.close()

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from pathlib import Path
 
+from . import logs
 from .config import Settings
-
-
-def _logging(settings: Settings) -> None:
-    # Containers and `mlapi run` collect stdout; one line per record, no colours.
-    logging.basicConfig(stream=sys.stdout, level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
 
 
 def cmd_run(settings: Settings, args) -> int:
@@ -36,7 +29,7 @@ def cmd_api(settings: Settings, args) -> int:
 def cmd_worker(settings: Settings, args) -> int:
     from .worker import main
 
-    _logging(settings)
+    logs.configure(settings)
     return main(settings)
 
 

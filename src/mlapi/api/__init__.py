@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 
 from flask import Flask, g, request
@@ -42,5 +41,4 @@ def create_app(settings: Settings | None = None) -> Flask:
         response.headers["X-Request-ID"] = g.get("request_id", "")
         return response
 
-    logging.getLogger("mlapi").setLevel(settings.log_level.upper())
     return app

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from .. import logs
 from ..config import Settings
 from . import create_app
 
 
 def app():
     """Settings are read here, at the entry point, and passed in."""
-    return create_app(Settings.from_env())
+    settings = Settings.from_env()
+    logs.configure(settings)
+    return create_app(settings)

@@ -189,6 +189,8 @@ def run(settings: Settings) -> int:
     except servers.ServerError as exc:
         console.print(f"[red]mlapi run failed: {exc}")
         return 1
+    except KeyboardInterrupt:  # Ctrl-C while starting (training, waiting for readiness)
+        return 130
     finally:
         stack.stop()
         console.print("Stopped every process mlapi run started.")
