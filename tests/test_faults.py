@@ -121,6 +121,7 @@ def test_redis_down_is_503_then_recovers(own_redis, kafka_server, model_path, tm
     r = client.post("/v1/predict", json={"text": "is anybody there?"})
     assert r.status_code == 503 and r.mimetype == "application/problem+json"
     assert "Redis" in r.json["detail"] and r.headers["Retry-After"]
+    print(f"redis down: 503 after {time.monotonic() - started:.3f} s")
     assert time.monotonic() - started < 1.5
     assert client.get("/readyz").status_code == 503
     assert client.get("/readyz").json["checks"]["redis"] is False
@@ -146,7 +147,8 @@ def test_broker_down_is_503_then_recovers_even_empty(redis_server, own_kafka, mo
     started = time.monotonic()
     r = client.post("/v1/predict", json={"text": "is anybody there?"})
     assert r.status_code == 503 and "Kafka" in r.json["detail"]
-    assert time.monotonic() - started < 6
+    print(f"broker down: 503 after {time.monotonic() - started:.3f} s")
+    assert time.monotonic() - started < 4
     ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.json["checks"]["kafka"] is False
     assert client.get("/healthz").status_code == 200
