@@ -12,6 +12,8 @@ from ..redis_store import StoreUnavailable
 
 log = logging.getLogger("mlapi.api")
 PROBLEM_JSON = "application/problem+json"
+DEPENDENCY_NAMES = {StoreUnavailable: "the results store (Redis)",
+                    QueueUnavailable: "the job queue (Kafka)"}
 
 
 class Problem(Exception):
@@ -40,19 +42,14 @@ def init_app(app: Flask) -> None:
     def _problem(exc: Problem):
         return problem_response(exc.status, exc.title, exc.detail, exc.headers, **exc.extra)
 
-    @app.errorhandler(StoreUnavailable)
-    def _redis_down(exc):
+    def _dependency_down(exc):
         log.warning("503: %s", exc)
         return problem_response(503, "Service Unavailable",
-                                "the results store (Redis) is unreachable; retry shortly",
+                                f"{DEPENDENCY_NAMES[type(exc)]} is unreachable; retry shortly",
                                 {"Retry-After": "2"})
 
-    @app.errorhandler(QueueUnavailable)
-    def _kafka_down(exc):
-        log.warning("503: %s", exc)
-        return problem_response(503, "Service Unavailable",
-                                "the job queue (Kafka) is unreachable; retry shortly",
-                                {"Retry-After": "2"})
+    for exc_type in DEPENDENCY_NAMES:
+        app.register_error_handler(exc_type, _dependency_down)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):

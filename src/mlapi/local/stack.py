@@ -110,9 +110,9 @@ class Stack:
             while time.monotonic() < deadline:
                 self._check_children()
                 try:
-                    if (_http("GET", self.url + "/readyz")[0] == 200
+                    if (http_request("GET", self.url + "/readyz")[0] == 200
                             and store.live_workers() >= self.settings.workers):
-                        status, body = _http("POST", self.url + "/v1/predict",
+                        status, body = http_request("POST", self.url + "/v1/predict",
                                              {"text": "warm-up"}, timeout=10)
                         if status == 200:
                             return
@@ -163,7 +163,7 @@ def api_argv() -> list[str]:
             "mlapi.api.wsgi:app()"]
 
 
-def _http(method: str, url: str, body: dict | None = None, timeout: float = 2.0):
+def http_request(method: str, url: str, body: dict | None = None, timeout: float = 10.0):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method,
                                  headers={"Content-Type": "application/json"} if data else {})
