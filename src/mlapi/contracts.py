@@ -169,6 +169,3 @@ def prediction(pred_id: str, probabilities: dict[str, float], model_version: str
     return {"id": pred_id, "label": label, "score": score, "probabilities": probs,
             "model_version": model_version}
 
-
-def course_prediction(label: str) -> str:
-    return COURSE_LABELS[label]

@@ -24,21 +24,13 @@ def _steps(console: Console):
     """A spinner per step with elapsed time; fitting gives no finer progress than that."""
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
+        @contextmanager
         def step(description: str):
-            return _Step(progress, description)
+            task = progress.add_task(description, total=1)
+            yield
+            progress.update(task, completed=1)
+
         yield step
-
-
-class _Step:
-    def __init__(self, progress: Progress, description: str):
-        self.progress, self.description = progress, description
-
-    def __enter__(self):
-        self.task = self.progress.add_task(self.description, total=1)
-        return self
-
-    def __exit__(self, *exc):
-        self.progress.update(self.task, completed=1)
 
 
 def train(output: Path, corpus_path: str | Path | None = None, console: Console | None = None,

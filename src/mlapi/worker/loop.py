@@ -106,6 +106,7 @@ class Worker:
             self.store.heartbeat(self.worker_id, {"model_version": self.predictor.version,
                                                   "pid": os.getpid(), "processed": self.processed,
                                                   "partitions": partitions})
+            # Re-published with every beat: a Redis that restarted empty gets it back in 2 s.
             self.store.publish_model(self.predictor.metadata)
         except StoreUnavailable as exc:
             log.warning("heartbeat failed: %s", exc)
