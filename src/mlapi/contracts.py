@@ -126,21 +126,24 @@ class PredictJob:
     request_id: str = ""
     enqueued: float = field(default_factory=time.time)
     batch: bool = False  # answered as {"predictions": [...]} even when it holds one text
+    owner: str = ""  # name of the API key that created it; only that key may read it
     v: int = SCHEMA_VERSION
 
     @classmethod
     def for_texts(cls, texts: list[str], deadline: float, request_id: str = "",
-                  batch: bool = False) -> PredictJob:
+                  batch: bool = False, owner: str = "") -> PredictJob:
         ids = [new_id() for _ in texts]
         # A single-text job uses its prediction id as job id, so /v1/jobs/<id> is the prediction's.
         job_id = new_id() if batch else ids[0]
         return cls(items=[{"id": i, "text": t} for i, t in zip(ids, texts, strict=True)],
-                   deadline=deadline, job_id=job_id, request_id=request_id, batch=batch)
+                   deadline=deadline, job_id=job_id, request_id=request_id, batch=batch,
+                   owner=owner)
 
     def to_bytes(self) -> bytes:
         return json.dumps({"v": self.v, "job": self.job_id, "items": self.items,
                            "deadline": self.deadline, "enqueued": self.enqueued,
-                           "request_id": self.request_id, "batch": self.batch},
+                           "request_id": self.request_id, "batch": self.batch,
+                           "owner": self.owner},
                           separators=(",", ":")).encode()
 
     @classmethod
@@ -156,6 +159,7 @@ class PredictJob:
             return cls(items=items, deadline=float(data["deadline"]), job_id=str(data["job"]),
                        request_id=str(data.get("request_id", "")),
                        enqueued=float(data.get("enqueued", 0.0)), batch=bool(data.get("batch")),
+                       owner=str(data.get("owner", "")),
                        v=int(data.get("v", 1)))
         except (KeyError, TypeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not a predict job: {exc}") from None

@@ -52,9 +52,10 @@ class Store:
         return ":".join((self.prefix, *parts))
 
     # --- the API side -------------------------------------------------------------------
-    def mark_pending(self, job_id: str, ttl: float) -> None:
+    def mark_pending(self, job_id: str, ttl: float, owner: str = "") -> None:
+        """The marker's value is the owner (the API key's name; "" when auth is off)."""
         with _errors():
-            self.redis.set(self.key("job", job_id), b"pending", ex=max(1, int(ttl) + self.ttl))
+            self.redis.set(self.key("job", job_id), owner.encode(), ex=max(1, int(ttl) + self.ttl))
 
     def wait_result(self, job_id: str, timeout: float) -> dict | None:
         """Block until the worker pushes the job's result, or ``timeout`` seconds pass."""
@@ -65,16 +66,17 @@ class Store:
             popped = self._blocking.blpop([self.key("reply", job_id)], timeout=timeout)
         return json.loads(popped[1]) if popped else None
 
-    def job_status(self, job_id: str) -> tuple[str, dict | None]:
-        """("done", result) | ("pending", None) | ("unknown", None)."""
+    def job_status(self, job_id: str) -> tuple[str, dict | None, str]:
+        """("done", result, owner) | ("pending", None, owner) | ("unknown", None, "")."""
         with _errors():
             pipe = self.redis.pipeline(transaction=False)
             pipe.get(self.key("result", job_id))
-            pipe.exists(self.key("job", job_id))
+            pipe.get(self.key("job", job_id))
             result, pending = pipe.execute()
         if result is not None:
-            return "done", json.loads(result)
-        return ("pending", None) if pending else ("unknown", None)
+            data = json.loads(result)
+            return "done", data, data.get("owner", "")
+        return ("pending", None, pending.decode()) if pending is not None else ("unknown", None, "")
 
     def model_info(self) -> dict | None:
         with _errors():

@@ -6,12 +6,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, g, jsonify, render_template, request
 
 from ..contracts import COURSE_LABELS, MAX_TEXT_CHARS, validate_course_text
 from ..kafka_bus import QueueUnavailable
 from ..redis_store import StoreUnavailable
-from . import jobs
+from . import auth, jobs
 from .problems import Problem
 
 bp = Blueprint("compat", __name__)
@@ -42,19 +42,28 @@ def predict():
 @bp.route("/", methods=["GET", "POST"])
 def page():
     if request.method == "GET":
-        return render_template("index.html")
+        return render_template("index.html", needs_token=auth.enabled())
+    if auth.enabled():
+        token = request.form.get("token") or auth.bearer()
+        try:
+            g.client = auth.authenticate(token, "/")
+        except Problem as exc:
+            error = exc.detail if token else "Enter an API token (with the predict scope)."
+            return render_template("index.html", text=request.form.get("text_data", ""),
+                                   needs_token=True, error=error), exc.status
     raw = request.form.get("text_data")
     text = validate_course_text(raw)
     if text is None:
         error = f"Write a text of 1 to {MAX_TEXT_CHARS} characters."
-        return render_template("index.html", text=raw or "", error=error), 400
+        return render_template("index.html", needs_token=auth.enabled(), text=raw or "", error=error), 400
     try:
         _, result = jobs.submit([text], batch=False, wait=True)
         answer = jobs.answer(result)
     except (StoreUnavailable, QueueUnavailable):
-        return render_template("index.html", text=text,
+        return render_template("index.html", needs_token=auth.enabled(), text=text,
                                error="The service is unavailable right now; try again."), 503
     except Problem as exc:
-        return render_template("index.html", text=text, error=exc.detail), exc.status
-    return render_template("index.html", text=text, result=answer,
+        return render_template("index.html", needs_token=auth.enabled(), text=text,
+                               error=exc.detail), exc.status
+    return render_template("index.html", needs_token=auth.enabled(), text=text, result=answer,
                            course_label=COURSE_LABELS[answer["label"]])

@@ -20,11 +20,13 @@ def submit(texts: list[str], batch: bool, wait: bool) -> tuple[PredictJob, dict 
     settings = current_app.config["MLAPI_SETTINGS"]
     timeout = settings.predict_timeout if wait else settings.async_timeout
     started = time.time()
+    client = g.get("client")
     job = PredictJob.for_texts(texts, deadline=started + timeout,
-                               request_id=g.get("request_id", ""), batch=batch)
+                               request_id=g.get("request_id", ""), batch=batch,
+                               owner=client.name if client else "")
     store = resources.store()
     # Marked first: a Redis that is down fails the request before Kafka gets a job nobody reads.
-    store.mark_pending(job.job_id, timeout)
+    store.mark_pending(job.job_id, timeout, job.owner)
     resources.producer().send(settings.predict_topic, job.job_id, job.to_bytes(),
                               timeout=min(3.0, timeout))
     if not wait:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, request
 
 from .. import __version__
 from ..contracts import PREDICT_REQUEST_SCHEMA, PREDICTION_SCHEMA
 from .predict import WAIT_VALUES
+from .problems import Problem
 
 bp = Blueprint("openapi", __name__)
 
@@ -93,7 +94,10 @@ SPEC = {
                             "schema": _COURSE_TEXT}],
             "responses": {
                 "200": _json("Prediction in the course's format", "CoursePrediction"),
-                "400": _json("No usable text in the query string", "CourseFailure"),
+                "400": {"description": "No usable text in the query string (course format), or an "
+                                       "unknown query parameter (problem+json)",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CourseFailure"}},
+                                    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},
                 "503": _json("Redis or Kafka unreachable", "CourseFailure"),
                 "504": _json("No prediction before the deadline", "CourseFailure"),
             }}},
@@ -142,6 +146,40 @@ SPEC = {
 }
 
 
+_SECURED = ("/v1/predict", "/v1/jobs/{job_id}", "/v1/models", "/predict")
+for _path in _SECURED:
+    for _op in SPEC["paths"][_path].values():
+        _op["security"] = [{"bearerAuth": []}]
+        _op["responses"]["401"] = _problem("Missing, unknown or revoked token (WWW-Authenticate: Bearer)")
+        if _path != "/v1/models":
+            _op["responses"]["403"] = _problem("The token lacks the 'predict' scope")
+SPEC["components"]["securitySchemes"] = {"bearerAuth": {
+    "type": "http", "scheme": "bearer",
+    "description": "API key from `mlapi tokens create`; required when MLAPI_API_KEYS_FILE is set"}}
+
+
+def query_parameters(rule: str, method: str) -> set[str] | None:
+    """The query parameters /openapi.json documents for a route, None if it is undocumented."""
+    path = rule.replace("<job_id>", "{job_id}")
+    op = SPEC["paths"].get(path, {}).get(method.lower())
+    if op is None:
+        return None
+    return {p["name"] for p in op.get("parameters", []) if p["in"] == "query"}
+
+
 @bp.get("/openapi.json")
 def openapi():
     return SPEC
+
+
+@bp.before_app_request
+def _reject_unknown_query_parameters():
+    # A typo such as ?wiat=false should be told, not silently ignored.
+    if request.url_rule is None:
+        return
+    known = query_parameters(request.url_rule.rule, request.method)
+    unknown = sorted(set(request.args) - known) if known is not None else []
+    if unknown:
+        allowed = ", ".join(sorted(known)) or "none"
+        raise Problem(400, "Bad Request", f"unknown query parameter(s) {', '.join(map(repr, unknown))}; "
+                                          f"this endpoint takes: {allowed}")

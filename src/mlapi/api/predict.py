@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from flask import Blueprint, request, url_for
+from flask import Blueprint, g, request, url_for
 
 from ..contracts import ValidationFailed, validate_predict_request
 from . import jobs, resources
@@ -67,8 +67,10 @@ def predict():
 def job(job_id: str):
     if not JOB_ID.match(job_id):
         raise Problem(404, "Not Found", f"no job {job_id!r}: job ids are 32 hex characters")
-    state, result = resources.store().job_status(job_id)
-    if state == "unknown":
+    state, result, owner = resources.store().job_status(job_id)
+    client = g.get("client")
+    # Another key's job is answered exactly like a job that does not exist.
+    if state == "unknown" or (client is not None and owner != client.name):
         raise Problem(404, "Not Found",
                       f"no job {job_id}: it never existed or its result expired")
     if state == "pending":

@@ -142,7 +142,7 @@ class Worker:
                 continue
             QUEUE_WAIT.observe(max(0.0, now - job.enqueued))
             if job.deadline < now:
-                results.append({"v": 1, "job": job.job_id, "status": "expired",
+                results.append({"v": 1, "job": job.job_id, "status": "expired", "owner": job.owner,
                                 "queued_s": round(now - job.enqueued, 4)})
                 JOBS.labels("expired").inc()
             else:
@@ -177,13 +177,14 @@ class Worker:
         except Exception as exc:
             log.exception("job %s failed", job.job_id)
             JOBS.labels("error").inc()
-            return {"v": 1, "job": job.job_id, "status": "error", "detail": type(exc).__name__}
+            return {"v": 1, "job": job.job_id, "status": "error", "owner": job.owner,
+                    "detail": type(exc).__name__}
 
     def _result(self, job: PredictJob, probs: list[dict], picked: float) -> dict:
         JOBS.labels("done").inc()
         version = self.predictor.version
         return {"v": 1, "job": job.job_id, "status": "done", "model_version": version,
-                "batch": job.batch,
+                "batch": job.batch, "owner": job.owner,
                 "queued_s": round(max(0.0, picked - job.enqueued), 4), "worker": self.worker_id,
                 "predictions": [prediction(item["id"], p, version)
                                 for item, p in zip(job.items, probs, strict=True)]}

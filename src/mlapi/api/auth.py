@@ -1,0 +1,70 @@
+"""Bearer-token authentication and scopes for the API (on when MLAPI_API_KEYS_FILE is set).
+
+``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.json`` and ``GET /`` stay open for probes,
+Prometheus and people; every ``/v1/*`` path and the course's ``/predict`` need a token, and
+the page's form needs one in its ``token`` field.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, current_app, g, request
+
+from ..auth import KeyRing
+from .problems import Problem
+
+log = logging.getLogger("mlapi.api")
+OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
+# The scope each protected route needs; None: any valid token.
+SCOPE_OF = {"/v1/predict": "predict", "/v1/jobs/<job_id>": "predict", "/predict": "predict",
+            "/": "predict", "/v1/models": None}
+
+
+def enabled() -> bool:
+    return "mlapi.keys" in current_app.extensions
+
+
+def _challenge(detail: str, error: str | None = None) -> Problem:
+    header = 'Bearer realm="mlapi"' + (f', error="{error}"' if error else "")
+    return Problem(401, "Unauthorized", detail, {"WWW-Authenticate": header})
+
+
+def authenticate(token: str | None, rule: str | None):
+    """The caller's key for a route, or a 401/403 Problem."""
+    if not token:
+        raise _challenge("this endpoint needs 'Authorization: Bearer <token>'; "
+                         "create one with `mlapi tokens create`")
+    key = current_app.extensions["mlapi.keys"].find(token)
+    if key is None:
+        raise _challenge("the token is not valid (unknown or revoked)", "invalid_token")
+    scope = SCOPE_OF.get(rule or "", None)
+    if scope and scope not in key.scopes:
+        raise Problem(403, "Forbidden", f"the token {key.name!r} lacks the {scope!r} scope",
+                      {"WWW-Authenticate": f'Bearer realm="mlapi", error="insufficient_scope", '
+                                           f'scope="{scope}"'})
+    return key
+
+
+def bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def init_app(app: Flask, settings) -> None:
+    if not settings.api_keys_file:
+        log.warning("AUTHENTICATION IS OFF: anyone who can reach this API can use it. "
+                    "Set MLAPI_API_KEYS_FILE (see `mlapi tokens create`).")
+        return
+    app.extensions["mlapi.keys"] = KeyRing(settings.api_keys_file)
+
+    @app.before_request
+    def _authenticate():
+        g.client = None
+        if request.path in OPEN_PATHS or request.path == "/":
+            return  # the page (POST /) checks its form's token itself, to answer with the page
+        rule = request.url_rule.rule if request.url_rule else None
+        if rule is None and not request.path.startswith("/v1/"):
+            return  # an unknown path outside /v1: a plain 404
+        g.client = authenticate(bearer(), rule)
