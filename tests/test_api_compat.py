@@ -62,3 +62,10 @@ def test_page_form_without_text_asks_for_one(client):
 def test_page_escapes_what_it_echoes(client):
     r = client.post("/", data={"text_data": "<script>alert(1)</script> great"})
     assert "<script>alert(1)</script>" not in r.get_data(as_text=True)
+
+
+def test_page_sends_security_headers(client):
+    r = client.get("/")
+    csp = r.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "form-action 'self'" in csp
+    assert r.headers["X-Frame-Options"] == "DENY" and r.headers["X-Content-Type-Options"] == "nosniff"
