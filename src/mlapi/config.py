@@ -60,6 +60,9 @@ class Settings:
     max_body_bytes: int = 1_048_576
     # JSON file of hashed API keys (`mlapi tokens create`); unset: the API is open to anyone.
     api_keys_file: Path | None = None
+    # Rate limit per API key (per client address when auth is off), e.g. 600/minute; texts of a
+    # batch count one each. Empty: no limit. Units: second, minute, hour.
+    rate_limit: str = ""
     # Log level of every process.
     log_level: str = "INFO"
 
@@ -101,8 +104,20 @@ class Settings:
                 raise ValueError(f"MLAPI_{name.upper()} must be positive")
         if self.batch_wait_ms < 0:
             raise ValueError("MLAPI_BATCH_WAIT_MS must not be negative")
+        self.rate_limit_parts()
         if not 0 <= self.port <= 65535 or not 0 <= self.worker_metrics_port <= 65535:
             raise ValueError("ports must be between 0 and 65535")
+
+    def rate_limit_parts(self) -> tuple[int, int] | None:
+        """``(amount, window seconds)`` of MLAPI_RATE_LIMIT, None when unset."""
+        if not self.rate_limit:
+            return None
+        amount, _, unit = self.rate_limit.partition("/")
+        seconds = {"second": 1, "minute": 60, "hour": 3600}.get(unit.strip().lower())
+        if not amount.strip().isdigit() or int(amount) < 1 or seconds is None:
+            raise ValueError(f"MLAPI_RATE_LIMIT={self.rate_limit!r}: write it as N/second, "
+                             "N/minute or N/hour, e.g. 600/minute")
+        return int(amount), seconds
 
     def as_env(self) -> dict[str, str]:
         """The ``MLAPI_*`` variables that rebuild these settings in a child process."""

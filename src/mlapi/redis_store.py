@@ -8,6 +8,7 @@ Keys (``<p>`` is ``MLAPI_REDIS_PREFIX``):
 * ``<p>:model``        metadata of the model the workers serve (for GET /v1/models)
 * ``<p>:worker:<id>``  a worker's heartbeat, expiring when it stops beating
 * ``<p>:stats:expired`` jobs the workers skipped because their deadline had passed
+* ``<p>:rate:<client>:<window>`` MLAPI_RATE_LIMIT counters (fixed windows)
 """
 
 from __future__ import annotations
@@ -77,6 +78,25 @@ class Store:
             data = json.loads(result)
             return "done", data, data.get("owner", "")
         return ("pending", None, pending.decode()) if pending is not None else ("unknown", None, "")
+
+    def charge(self, client: str, cost: int, limit: int, window: int) -> int:
+        """Count ``cost`` against a fixed window; 0 if within ``limit``, else seconds to wait.
+
+        A refused charge is taken back, so a batch too big for what is left does not also
+        use up the rest of the window.
+        """
+        now = time.time()
+        start = int(now // window) * window
+        key = self.key("rate", client, str(start))
+        with _errors():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.incrby(key, cost)
+            pipe.expire(key, window + 1)
+            used, _ = pipe.execute()
+            if used <= limit:
+                return 0
+            self.redis.decrby(key, cost)
+        return max(1, int(start + window - now + 0.999))
 
     def model_info(self) -> dict | None:
         with _errors():

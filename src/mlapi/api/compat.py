@@ -30,10 +30,10 @@ def predict():
         _, result = jobs.submit([text], batch=False, wait=True)
         answer = jobs.answer(result)
     except (StoreUnavailable, QueueUnavailable, Problem) as exc:
-        status = exc.status if isinstance(exc, Problem) else 503
-        detail = exc.detail if isinstance(exc, Problem) \
-            else "the service is unavailable; retry shortly"
-        return jsonify({**_FAILED, "detail": detail}), status
+        if isinstance(exc, Problem):
+            return jsonify({**_FAILED, "detail": exc.detail}), exc.status, exc.headers
+        return jsonify({**_FAILED, "detail": "the service is unavailable; retry shortly"}), 503, \
+            {"Retry-After": "2"}
     return {"success": True, "text": text, "prediction": COURSE_LABELS[answer["label"]],
             "score": answer["score"], "label": answer["label"], "id": answer["id"],
             "model_version": answer["model_version"]}
@@ -64,6 +64,6 @@ def page():
                                error="The service is unavailable right now; try again."), 503
     except Problem as exc:
         return render_template("index.html", needs_token=auth.enabled(), text=text,
-                               error=exc.detail), exc.status
+                               error=exc.detail), exc.status, exc.headers
     return render_template("index.html", needs_token=auth.enabled(), text=text, result=answer,
                            course_label=COURSE_LABELS[answer["label"]])

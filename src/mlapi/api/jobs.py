@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from flask import current_app, g
+from flask import current_app, g, request
 
 from ..contracts import PredictJob
 from . import metrics, resources
@@ -18,6 +18,7 @@ def submit(texts: list[str], batch: bool, wait: bool) -> tuple[PredictJob, dict 
     the deadline passes, and lets StoreUnavailable/QueueUnavailable become 503s.
     """
     settings = current_app.config["MLAPI_SETTINGS"]
+    charge(len(texts))
     timeout = settings.predict_timeout if wait else settings.async_timeout
     started = time.time()
     client = g.get("client")
@@ -35,6 +36,22 @@ def submit(texts: list[str], batch: bool, wait: bool) -> tuple[PredictJob, dict 
     if result is None:
         raise deadline_passed(job.job_id, settings.predict_timeout)
     return job, result
+
+
+def charge(cost: int) -> None:
+    """Count a request against MLAPI_RATE_LIMIT (per key, or per address when auth is off)."""
+    settings = current_app.config["MLAPI_SETTINGS"]
+    parts = settings.rate_limit_parts()
+    if parts is None:
+        return
+    limit, window = parts
+    client = g.get("client")
+    who = f"key:{client.name}" if client else f"addr:{request.remote_addr}"
+    wait = resources.store().charge(who, cost, limit, window)
+    if wait:
+        raise Problem(429, "Too Many Requests",
+                      f"rate limit {settings.rate_limit} reached (batch texts count one each); "
+                      f"retry in {wait} s", {"Retry-After": str(wait)})
 
 
 def deadline_passed(job_id: str, timeout: float) -> Problem:

@@ -146,6 +146,14 @@ SPEC = {
 }
 
 
+for _path, _method in (("/v1/predict", "post"), ("/v1/jobs/{job_id}", "get")):
+    SPEC["paths"][_path][_method]["responses"]["429"] = _problem(
+        "MLAPI_RATE_LIMIT reached for this key (or address); wait Retry-After seconds")
+SPEC["paths"]["/predict"]["post"]["responses"]["429"] = _json("Rate limit reached", "CourseFailure")
+SPEC["paths"]["/"]["post"]["responses"]["429"] = {
+    "description": "The page saying the rate limit was reached",
+    "content": {"text/html": {"schema": {"type": "string"}}}}
+
 _SECURED = ("/v1/predict", "/v1/jobs/{job_id}", "/v1/models", "/predict")
 for _path in _SECURED:
     for _op in SPEC["paths"][_path].values():

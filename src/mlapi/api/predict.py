@@ -67,6 +67,7 @@ def predict():
 def job(job_id: str):
     if not JOB_ID.match(job_id):
         raise Problem(404, "Not Found", f"no job {job_id!r}: job ids are 32 hex characters")
+    jobs.charge(1)
     state, result, owner = resources.store().job_status(job_id)
     client = g.get("client")
     # Another key's job is answered exactly like a job that does not exist.
