@@ -19,6 +19,10 @@ from mlapi.local.stack import http_request as http
 pytestmark = pytest.mark.integration
 
 
+# Per client address here (no keys file); the tests before the rate-limit one use 33 texts.
+RATE_LIMIT = 60
+
+
 def requests_total(metrics: str, status: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
                if line.startswith("mlapi_http_requests_total{")
@@ -31,7 +35,8 @@ def stack(tmp_path_factory, model_path):
     port = servers.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLAPI_")}
     env.update(MLAPI_STATE_DIR=str(state), MLAPI_MODEL_PATH=str(model_path), MLAPI_PORT=str(port),
-               MLAPI_WORKERS="2", MLAPI_API_PROCESSES="2", PYTHONUNBUFFERED="1")
+               MLAPI_WORKERS="2", MLAPI_API_PROCESSES="2", PYTHONUNBUFFERED="1",
+               MLAPI_RATE_LIMIT=f"{RATE_LIMIT}/hour")
     with (state / "run.log").open("wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "mlapi", "run"], env=env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -83,6 +88,15 @@ def test_api_processes_never_load_scikit_learn(stack):
             maps = fh.read()
         assert "sklearn" not in maps and "scipy" not in maps
         assert proc.memory_info().rss < 100 * 2**20
+
+
+def test_rate_limit_is_shared_by_both_gunicorn_processes(stack):
+    # Earlier tests used 33 of the 60 texts (plus the stack's warm-up). Were the count per
+    # process, about 60 more would pass across the two processes; shared, at most 27 do.
+    statuses = [http("POST", stack["url"] + "/v1/predict", {"text": f"t{i}"})[0] for i in range(60)]
+    ok = statuses.count(200)
+    assert 1 <= ok <= RATE_LIMIT - 33, statuses
+    assert statuses[:ok] == [200] * ok and set(statuses[ok:]) == {429}
 
 
 def test_sigterm_stops_every_process(stack):
