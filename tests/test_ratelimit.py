@@ -13,7 +13,7 @@ from mlapi.config import Settings
 @pytest.mark.parametrize("value, parts", [("600/minute", (600, 60)), ("5/second", (5, 1)),
                                           ("1000/hour", (1000, 3600)), ("", None)])
 def test_parses_the_limit(value, parts):
-    assert Settings(rate_limit=value).rate_limit_parts() == parts
+    assert Settings(rate_limit=value).rate_limit_parts == parts
 
 
 @pytest.mark.parametrize("value", ["600", "x/minute", "0/minute", "10/day"])

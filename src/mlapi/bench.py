@@ -154,7 +154,8 @@ def rss_mb(stack: Stack) -> dict:
             "worker_process_max_mb": round(max(workers, default=0) / 2**20, 1)}
 
 
-def run_stack(settings: Settings, console: Console, scenarios) -> tuple[list[dict], dict]:
+def run_stack(settings: Settings, console: Console, scenarios,
+              texts: list[str]) -> tuple[list[dict], dict]:
     stack = Stack(settings, console, log_to_files=True)
     try:
         stack.start()
@@ -162,7 +163,6 @@ def run_stack(settings: Settings, console: Console, scenarios) -> tuple[list[dic
         rows = []
         for name, concurrency, requests, batch in scenarios:
             with console.status(f"{name} at concurrency {concurrency}…"):
-                texts = sample_texts()
                 drive(host, port, "warm-up", min(concurrency, 4), 20, texts, batch)
                 rows.append(drive(host, port, name, concurrency, requests, texts, batch).row())
         return rows, rss_mb(stack)
@@ -177,7 +177,7 @@ def main(settings: Settings, quick: bool = False) -> int:
     n = lambda count: max(20, int(count * scale))  # noqa: E731
     state = Path(tempfile.mkdtemp(prefix="mlapi-bench-"))
     base = settings.replace(state_dir=state, model_path=settings.resolved_model_path.resolve(),
-                            redis_url="", kafka_bootstrap="", workers=settings.workers)
+                            redis_url="", kafka_bootstrap="")
     if not base.resolved_model_path.exists():
         from .model.training import train
 
@@ -188,9 +188,9 @@ def main(settings: Settings, quick: bool = False) -> int:
     on = [("single, batching on", 1, n(500), 0), ("single, batching on", 8, n(1500), 0),
           ("single, batching on", 32, n(3000), 0), ("batch of 64, batching on", 1, n(60), 64),
           ("batch of 64, batching on", 4, n(120), 64)]
-    rows_on, memory = run_stack(base, console, on)
+    rows_on, memory = run_stack(base, console, on, texts)
     off = [("single, batching off", 1, n(500), 0), ("single, batching off", 32, n(3000), 0)]
-    rows_off, _ = run_stack(base.replace(batch_max=1, batch_wait_ms=0), console, off)
+    rows_off, _ = run_stack(base.replace(batch_max=1, batch_wait_ms=0), console, off, texts)
 
     rows = model_rows + rows_on + rows_off
     table = Table(title=f"mlapi bench ({os.cpu_count()} cores, {settings.workers} worker(s), "

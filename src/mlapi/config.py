@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, fields
+from functools import cached_property
 from pathlib import Path
 
 
@@ -104,10 +105,11 @@ class Settings:
                 raise ValueError(f"MLAPI_{name.upper()} must be positive")
         if self.batch_wait_ms < 0:
             raise ValueError("MLAPI_BATCH_WAIT_MS must not be negative")
-        self.rate_limit_parts()
+        self.rate_limit_parts  # noqa: B018 - raises ValueError for a malformed limit
         if not 0 <= self.port <= 65535 or not 0 <= self.worker_metrics_port <= 65535:
             raise ValueError("ports must be between 0 and 65535")
 
+    @cached_property  # read on every request: parsed once
     def rate_limit_parts(self) -> tuple[int, int] | None:
         """``(amount, window seconds)`` of MLAPI_RATE_LIMIT, None when unset."""
         if not self.rate_limit:

@@ -39,31 +39,35 @@ def predict():
             "model_version": answer["model_version"]}
 
 
+def _page(**context) -> str:
+    """The page, with a token field when authentication is on."""
+    return render_template("index.html", needs_token=auth.enabled(), **context)
+
+
 @bp.route("/", methods=["GET", "POST"])
 def page():
     if request.method == "GET":
-        return render_template("index.html", needs_token=auth.enabled())
+        return _page()
     if auth.enabled():
         token = request.form.get("token") or auth.bearer()
         try:
             g.client = auth.authenticate(token, "/")
         except Problem as exc:
             error = exc.detail if token else "Enter an API token (with the predict scope)."
-            return render_template("index.html", text=request.form.get("text_data", ""),
-                                   needs_token=True, error=error), exc.status
+            return _page(text=request.form.get("text_data", ""), error=error), exc.status
     raw = request.form.get("text_data")
     text = validate_course_text(raw)
     if text is None:
         error = f"Write a text of 1 to {MAX_TEXT_CHARS} characters."
-        return render_template("index.html", needs_token=auth.enabled(), text=raw or "", error=error), 400
+        return _page(text=raw or "", error=error), 400
     try:
         _, result = jobs.submit([text], batch=False, wait=True)
         answer = jobs.answer(result)
     except (StoreUnavailable, QueueUnavailable):
-        return render_template("index.html", needs_token=auth.enabled(), text=text,
+        return _page(text=text,
                                error="The service is unavailable right now; try again."), 503
     except Problem as exc:
-        return render_template("index.html", needs_token=auth.enabled(), text=text,
+        return _page(text=text,
                                error=exc.detail), exc.status, exc.headers
-    return render_template("index.html", needs_token=auth.enabled(), text=text, result=answer,
+    return _page(text=text, result=answer,
                            course_label=COURSE_LABELS[answer["label"]])

@@ -41,7 +41,7 @@ def submit(texts: list[str], batch: bool, wait: bool) -> tuple[PredictJob, dict 
 def charge(cost: int) -> None:
     """Count a request against MLAPI_RATE_LIMIT (per key, or per address when auth is off)."""
     settings = current_app.config["MLAPI_SETTINGS"]
-    parts = settings.rate_limit_parts()
+    parts = settings.rate_limit_parts
     if parts is None:
         return
     limit, window = parts
