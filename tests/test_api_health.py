@@ -26,7 +26,7 @@ def test_models_shows_the_served_model(client, model_path):
 def test_models_without_any_worker_is_503(redis_server, kafka_server, model_path):
     settings = make_settings(redis_server.port, kafka_server.port, model_path)
     r = create_app(settings).test_client().get("/v1/models")
-    assert r.status_code == 503 and "no worker has published a model" in r.json["detail"]
+    assert r.status_code == 503 and "no model is registered yet" in r.json["detail"]
 
 
 def _sample(text: str, name: str, **labels) -> float:

@@ -11,6 +11,8 @@ from hypothesis import HealthCheck, settings
 from mlapi import auth
 from mlapi.api import create_app
 from mlapi.api.resources import close_all
+from mlapi.feedback.db import FeedbackDB
+from mlapi.redis_store import Store
 
 pytestmark = pytest.mark.integration
 
@@ -19,6 +21,13 @@ pytestmark = pytest.mark.integration
 def token_and_app(settings, session_worker, tmp_path):
     path = tmp_path / "keys.json"
     token = auth.create(path, "fuzzer", ["predict", "feedback", "admin"])
+    # The counts a running feedback service would publish (from a real, empty database).
+    db = FeedbackDB(f"sqlite:///{tmp_path / 'feedback.db'}")
+    db.migrate()
+    store = Store(settings)
+    store.put_feedback_stats(db.stats())
+    store.close()
+    db.close()
     app = create_app(settings.replace(api_keys_file=path))
     yield token, app
     close_all(app)

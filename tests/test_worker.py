@@ -33,7 +33,7 @@ class FakeStore:
         self.failures = failures
         self.stored: list[dict] = []
 
-    def put_results(self, results):
+    def put_results(self, results, texts=None):
         if self.failures:
             self.failures -= 1
             raise StoreUnavailable("down")

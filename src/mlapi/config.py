@@ -66,6 +66,38 @@ class Settings:
     rate_limit: str = ""
     # Log level of every process.
     log_level: str = "INFO"
+    # --- feedback loop -------------------------------------------------------------------
+    # Topic of user corrections: the log of record, created with unlimited retention.
+    feedback_topic: str = "mlapi.feedback"
+    # Partitions of the feedback topic (corrections of one text always share a partition).
+    feedback_partitions: int = 3
+    # Consumer group of the feedback service.
+    feedback_group: str = "feedback"
+    # Seconds a prediction stays correctable by its id (its text is kept that long in Redis).
+    feedback_window: int = 3600
+    # SQLAlchemy URL of the corrections database; empty: a SQLite file in MLAPI_STATE_DIR.
+    feedback_db: str = ""
+    # Most corrections one client (API key, or address when auth is off) gets counted per UTC day.
+    feedback_client_cap: int = 100
+    # A correction that contradicts a prediction at least this confident is held until a second
+    # client confirms it (or `mlapi feedback confirm`); 1 turns the guard off.
+    feedback_hold_confidence: float = 0.9
+    # Port of the feedback service's Prometheus endpoint; 0 turns it off.
+    feedback_metrics_port: int = 0
+    # Sample weight of one accepted correction against one corpus row when retraining.
+    retrain_feedback_weight: float = 10.0
+    # Share of corrections kept out of training to evaluate on (chosen by a hash of the text).
+    retrain_holdout: float = 0.2
+    # A candidate is refused when it scores more than this below the champion on any set.
+    retrain_margin: float = 0.01
+    # Model versions kept in the registry (the champion and the one before it are always kept).
+    model_keep: int = 5
+    # Seconds between a worker's checks of the champion pointer (besides the notification).
+    model_check_seconds: float = 5.0
+
+    @property
+    def feedback_db_url(self) -> str:
+        return self.feedback_db or f"sqlite:///{(self.state_dir / 'feedback.db').resolve()}"
 
     @property
     def resolved_model_path(self) -> Path:
@@ -96,17 +128,23 @@ class Settings:
     def validate(self) -> None:
         positive = ["predict_partitions", "batch_max", "workers", "api_processes", "api_threads",
                     "result_ttl", "max_body_bytes",
-                    "kafka_session_timeout_ms", "topic_replication"]
+                    "kafka_session_timeout_ms", "topic_replication", "feedback_partitions",
+                    "feedback_window", "feedback_client_cap", "model_keep"]
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"MLAPI_{name.upper()} must be at least 1, got {getattr(self, name)}")
-        for name in ("predict_timeout", "async_timeout"):
+        for name in ("feedback_hold_confidence", "retrain_holdout", "retrain_margin"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"MLAPI_{name.upper()} must be between 0 and 1")
+        for name in ("predict_timeout", "async_timeout", "retrain_feedback_weight",
+                     "model_check_seconds"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"MLAPI_{name.upper()} must be positive")
         if self.batch_wait_ms < 0:
             raise ValueError("MLAPI_BATCH_WAIT_MS must not be negative")
         self.rate_limit_parts  # noqa: B018 - raises ValueError for a malformed limit
-        if not 0 <= self.port <= 65535 or not 0 <= self.worker_metrics_port <= 65535:
+        ports = (self.port, self.worker_metrics_port, self.feedback_metrics_port)
+        if not all(0 <= port <= 65535 for port in ports):
             raise ValueError("ports must be between 0 and 65535")
 
     @cached_property  # read on every request: parsed once

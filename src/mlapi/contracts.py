@@ -6,6 +6,7 @@ what it documents cannot drift apart. Nothing here imports scikit-learn.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -173,3 +174,94 @@ def prediction(pred_id: str, probabilities: dict[str, float], model_version: str
     return {"id": pred_id, "label": label, "score": score, "probabilities": probs,
             "model_version": model_version}
 
+
+
+# --- feedback ----------------------------------------------------------------------------------
+FEEDBACK_REQUEST_SCHEMA = {
+    "type": "object",
+    "description": 'A correction: the right "label" for a prediction "id" (its text is looked up) '
+                   'or for a "text".',
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9a-f]{32}$",
+               "description": "The id of a prediction (from /v1/predict) made within "
+                              "MLAPI_FEEDBACK_WINDOW seconds.",
+               "examples": ["3f2b8c9d0e1f4a5b6c7d8e9f0a1b2c3d"]},
+        "text": _TEXT,
+        "label": {"enum": list(LABELS), "description": "The right answer.",
+                  "examples": ["negative"]},
+    },
+    "required": ["label"],
+    "additionalProperties": False,
+    "oneOf": [{"required": ["id"]}, {"required": ["text"]}],
+}
+_feedback_validator = Draft202012Validator(FEEDBACK_REQUEST_SCHEMA)
+
+
+def validate_feedback_request(body: object) -> dict:
+    """Return ``{"label", "id"|"text"}`` of a valid feedback body, or raise ``ValidationFailed``."""
+    errors = sorted(_feedback_validator.iter_errors(body),
+                    key=lambda e: (e.validator == "oneOf", -len(e.absolute_path)))
+    if not errors:
+        assert isinstance(body, dict)
+        return dict(body)
+    error = errors[0]
+    if error.validator == "oneOf":
+        raise ValidationFailed('send exactly one of "id" (a prediction id) or "text", with "label"')
+    if error.validator == "enum" or (error.validator == "required" and "label" in error.message):
+        raise ValidationFailed(f"label must be one of {', '.join(LABELS)}")
+    if error.validator == "pattern" and list(error.absolute_path) == ["id"]:
+        raise ValidationFailed("id must be a prediction id: 32 hex characters")
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        raise ValidationFailed(f"unknown field(s) {', '.join(map(repr, extra))}; "
+                               'send "id" or "text", and "label"')
+    raise ValidationFailed(_describe(error))
+
+
+@dataclass
+class FeedbackMessage:
+    """One message on the feedback topic: a correction (label) or a flagged report (no label)."""
+
+    text: str
+    label: str | None  # None: "this answer is wrong" without the right one (flagged)
+    client: str  # the API key's name, or "addr:<ip>" when auth is off: the unit of per-client caps
+    source: str = "api"  # api | page | course-form
+    prediction: dict | None = None  # {"id", "label", "probabilities", "model_version"}
+    feedback_id: str = field(default_factory=new_id)
+    received: float = field(default_factory=time.time)
+    request_id: str = ""
+    v: int = SCHEMA_VERSION
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"v": self.v, "feedback_id": self.feedback_id, "text": self.text,
+                           "label": self.label, "client": self.client, "source": self.source,
+                           "prediction": self.prediction, "received": self.received,
+                           "request_id": self.request_id}, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> FeedbackMessage:
+        """Parse and validate; raises ``ValueError`` saying what is wrong."""
+        try:
+            data = json.loads(raw)
+            text, label = data["text"], data.get("label")
+            if not isinstance(text, str) or validate_course_text(text) is None:
+                raise ValueError(f"text must be 1 to {MAX_TEXT_CHARS} characters")
+            if label is not None and label not in LABELS:
+                raise ValueError(f"label {label!r} is not one of {', '.join(LABELS)}")
+            prediction = data.get("prediction")
+            if prediction is not None and not (isinstance(prediction, dict)
+                                               and prediction.get("label") in LABELS):
+                raise ValueError("prediction must be an object with a label")
+            return cls(text=text, label=label, client=str(data["client"]),
+                       source=str(data.get("source", "api")), prediction=prediction,
+                       feedback_id=str(data["feedback_id"]),
+                       received=float(data.get("received", 0.0)),
+                       request_id=str(data.get("request_id", "")), v=int(data.get("v", 1)))
+        except (KeyError, TypeError, AttributeError, json.JSONDecodeError,
+                UnicodeDecodeError) as exc:
+            raise ValueError(f"not a feedback message: {exc}") from None
+
+    @property
+    def partition_key(self) -> str:
+        # Corrections of one text share a partition, so the service sees them in order.
+        return hashlib.sha256(self.text.encode()).hexdigest()[:32]

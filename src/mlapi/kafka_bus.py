@@ -38,18 +38,25 @@ def bootstrap(settings: Settings) -> list[str]:
 
 
 def ensure_topics(settings: Settings) -> None:
-    """Create the predict topic if it is missing; an existing topic is left as it is."""
+    """Create the predict and feedback topics if missing; existing topics are left as they are."""
+    topics = [
+        NewTopic(settings.predict_topic, num_partitions=settings.predict_partitions,
+                 replication_factor=settings.topic_replication),
+        # The log of record of every correction: never deleted by age or size.
+        NewTopic(settings.feedback_topic, num_partitions=settings.feedback_partitions,
+                 replication_factor=settings.topic_replication,
+                 topic_configs={"retention.ms": "-1", "retention.bytes": "-1",
+                                "cleanup.policy": "delete"}),
+    ]
     admin = KafkaAdminClient(bootstrap_servers=bootstrap(settings), client_id="mlapi-admin",
                              request_timeout_ms=5000, bootstrap_timeout_ms=CONNECT_TIMEOUT_MS)
     try:
-        topic = NewTopic(settings.predict_topic, num_partitions=settings.predict_partitions,
-                         replication_factor=settings.topic_replication)
-        try:
-            admin.create_topics([topic])
-            log.info("created topic %s (%d partitions)", settings.predict_topic,
-                     settings.predict_partitions)
-        except TopicAlreadyExistsError:
-            pass
+        for topic in topics:
+            try:
+                admin.create_topics([topic])
+                log.info("created topic %s (%d partitions)", topic.name, topic.num_partitions)
+            except TopicAlreadyExistsError:
+                pass
     finally:
         admin.close()
 
@@ -124,18 +131,23 @@ class Producer:
         self.reset()
 
 
-def consumer(settings: Settings, client_id: str) -> KafkaConsumer:
-    """The workers' consumer: group member, manual commits, short timeouts, small fetch waits."""
+def consumer(settings: Settings, client_id: str, topic: str | None = None,
+             group: str | None = None, max_records: int | None = None) -> KafkaConsumer:
+    """A group member with manual commits, short timeouts and small fetch waits.
+
+    The workers' (predict topic, MLAPI_CONSUMER_GROUP) unless ``topic``/``group`` say otherwise
+    (the feedback service reads the feedback topic in MLAPI_FEEDBACK_GROUP).
+    """
     session = settings.kafka_session_timeout_ms
     return KafkaConsumer(
-        settings.predict_topic,
+        topic or settings.predict_topic,
         bootstrap_servers=bootstrap(settings),
-        group_id=settings.consumer_group,
+        group_id=group or settings.consumer_group,
         client_id=client_id,
         enable_auto_commit=False,
         # 'earliest' with committed offsets: a new group starts from what is still queued.
         auto_offset_reset="earliest",
-        max_poll_records=settings.batch_max,
+        max_poll_records=max_records or settings.batch_max,
         # Default 500 ms would add half a second to a quiet queue's latency.
         fetch_max_wait_ms=5,
         # A dead worker is noticed within one session timeout; heartbeat under a third of it.

@@ -1,14 +1,16 @@
-"""Everything that talks to Redis: job markers, results, reply lists, model info, heartbeats.
+"""Everything that talks to Redis: jobs, results, predictions, heartbeats, the model registry.
 
 Keys (``<p>`` is ``MLAPI_REDIS_PREFIX``):
 
 * ``<p>:job:<id>``     "pending" while a job is queued (so /v1/jobs can tell 202 from 404)
 * ``<p>:result:<id>``  the job's result JSON, kept ``MLAPI_RESULT_TTL`` seconds
 * ``<p>:reply:<id>``   a list the waiting API request BLPOPs; the worker pushes the result once
-* ``<p>:model``        metadata of the model the workers serve (for GET /v1/models)
+* ``<p>:pred:<id>``    a prediction with its text, kept ``MLAPI_FEEDBACK_WINDOW`` s for corrections
 * ``<p>:worker:<id>``  a worker's heartbeat, expiring when it stops beating
 * ``<p>:stats:expired`` jobs the workers skipped because their deadline had passed
 * ``<p>:rate:<client>:<window>`` MLAPI_RATE_LIMIT counters (fixed windows)
+* ``<p>:feedback:stats`` the feedback service's counts (GET /v1/feedback/stats)
+* ``<p>:models:*``     the model registry (see ``Registry``)
 """
 
 from __future__ import annotations
@@ -98,10 +100,20 @@ class Store:
             self.redis.decrby(key, cost)
         return max(1, int(start + window - now + 0.999))
 
-    def model_info(self) -> dict | None:
+    def prediction(self, pred_id: str) -> dict | None:
+        """A recent prediction (text, label, probabilities, model_version, owner), or None."""
         with _errors():
-            raw = self.redis.get(self.key("model"))
+            raw = self.redis.get(self.key("pred", pred_id))
         return json.loads(raw) if raw else None
+
+    def feedback_stats(self) -> dict | None:
+        with _errors():
+            raw = self.redis.get(self.key("feedback", "stats"))
+        return json.loads(raw) if raw else None
+
+    def put_feedback_stats(self, stats: dict) -> None:
+        with _errors():
+            self.redis.set(self.key("feedback", "stats"), json.dumps(stats))
 
     def live_workers(self) -> int:
         return len(self.workers())
@@ -120,11 +132,23 @@ class Store:
             return False
 
     # --- the worker side ----------------------------------------------------------------
-    def put_results(self, results: list[dict]) -> None:
-        """Store every result of a batch and wake the waiting requests, in one round trip."""
+    def put_results(self, results: list[dict], texts: dict[str, str] | None = None) -> None:
+        """Store every result of a batch and wake the waiting requests, in one round trip.
+
+        ``texts`` (prediction id -> text) keeps each prediction correctable for
+        MLAPI_FEEDBACK_WINDOW seconds: POST /v1/feedback {"id": ...} looks the text up here.
+        """
+        texts = texts or {}
+        window = self.settings.feedback_window
         with _errors():
             pipe = self.redis.pipeline(transaction=False)
             for result in results:
+                for pred in result.get("predictions", ()):
+                    if pred["id"] in texts:
+                        record = {"text": texts[pred["id"]], "label": pred["label"],
+                                  "probabilities": pred["probabilities"],
+                                  "model_version": pred["model_version"], "owner": result["owner"]}
+                        pipe.set(self.key("pred", pred["id"]), json.dumps(record), ex=window)
                 raw = json.dumps(result, separators=(",", ":"))
                 job = result["job"]
                 pipe.set(self.key("result", job), raw, ex=self.ttl)
@@ -136,10 +160,6 @@ class Store:
             if expired:
                 pipe.incrby(self.key("stats", "expired"), expired)
             pipe.execute()
-
-    def publish_model(self, metadata: dict) -> None:
-        with _errors():
-            self.redis.set(self.key("model"), json.dumps(metadata))
 
     def heartbeat(self, worker_id: str, info: dict) -> None:
         with _errors():
@@ -158,6 +178,151 @@ class Store:
     def close(self) -> None:
         self.redis.close()
         self._blocking.close()
+
+
+class Registry:
+    """Model versions, their archives and the champion pointer, in Redis (no shared volume).
+
+    * ``<p>:models:index``       sorted set of versions by creation time
+    * ``<p>:models:meta:<v>``    the version's metadata (metrics, sha256, corpus, decision...)
+    * ``<p>:models:file:<v>``    the compressed skops archive itself
+    * ``<p>:models:champion``    the version workers serve
+    * ``<p>:models:history``     earlier champions, newest first (``rollback`` pops it)
+    * ``<p>:models:events``      pub/sub channel: the new champion's version, on every change
+    """
+
+    def __init__(self, settings: Settings):
+        if not settings.redis_url:
+            raise ValueError("MLAPI_REDIS_URL is empty: give a redis:// URL")
+        self.prefix = settings.redis_prefix
+        self.keep = settings.model_keep
+        # Archives are megabytes: a longer read timeout than the request path's.
+        self.redis = _client(settings.redis_url, socket_timeout=15.0)
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.prefix, "models", *parts))
+
+    @property
+    def channel(self) -> str:
+        return self.key("events")
+
+    def add(self, meta: dict, archive: bytes) -> None:
+        """Store a version (metadata and archive); old non-champion versions beyond keep go."""
+        version = meta["version"]
+        with _errors():
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.set(self.key("file", version), archive)
+            pipe.set(self.key("meta", version), json.dumps(meta))
+            pipe.zadd(self.key("index"), {version: time.time()})
+            pipe.execute()
+        self.trim()
+
+    def update_meta(self, version: str, **changes) -> None:
+        meta = self.meta(version)
+        if meta is None:
+            raise KeyError(version)
+        with _errors():
+            self.redis.set(self.key("meta", version), json.dumps({**meta, **changes}))
+
+    def meta(self, version: str) -> dict | None:
+        with _errors():
+            raw = self.redis.get(self.key("meta", version))
+        return json.loads(raw) if raw else None
+
+    def archive(self, version: str) -> bytes | None:
+        with _errors():
+            return self.redis.get(self.key("file", version))
+
+    def versions(self) -> list[dict]:
+        """Metadata of every kept version, newest first."""
+        with _errors():
+            names = [v.decode() for v in self.redis.zrevrange(self.key("index"), 0, -1)]
+            raws = self.redis.mget([self.key("meta", v) for v in names]) if names else []
+        return [json.loads(raw) for raw in raws if raw]
+
+    def champion(self) -> str | None:
+        with _errors():
+            raw = self.redis.get(self.key("champion"))
+        return raw.decode() if raw else None
+
+    def history(self) -> list[str]:
+        with _errors():
+            return [v.decode() for v in self.redis.lrange(self.key("history"), 0, -1)]
+
+    def promote(self, version: str) -> str | None:
+        """Make ``version`` the champion and tell the workers; returns the previous champion."""
+        if self.meta(version) is None:
+            raise KeyError(version)
+        with _errors(), self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(self.key("champion"))
+                    raw = pipe.get(self.key("champion"))
+                    previous = raw.decode() if raw else None
+                    pipe.multi()
+                    pipe.set(self.key("champion"), version)
+                    if previous and previous != version:
+                        pipe.lpush(self.key("history"), previous)
+                        pipe.ltrim(self.key("history"), 0, 99)
+                    pipe.publish(self.channel, version)
+                    pipe.execute()
+                    return previous
+                except redis.WatchError:
+                    continue  # another promote won the race; read the pointer again
+
+    def rollback(self) -> tuple[str, str]:
+        """Back to the previous champion still kept; returns ``(from, to)``."""
+        current = self.champion()
+        with _errors():
+            while True:
+                raw = self.redis.lpop(self.key("history"))
+                if raw is None:
+                    raise LookupError("no earlier champion to roll back to")
+                previous = raw.decode()
+                if previous != current and self.redis.exists(self.key("file", previous)):
+                    break
+            self.redis.set(self.key("champion"), previous)
+            self.redis.publish(self.channel, previous)
+        return current or "", previous
+
+    def bootstrap(self, meta: dict, archive: bytes) -> bool:
+        """Register a worker's local model as champion when the registry has none (first start,
+        or a Redis that came back empty). True when this call made it champion."""
+        with _errors():
+            if self.redis.exists(self.key("champion")):
+                return False
+        if self.meta(meta["version"]) is None:
+            self.add({**meta, "origin": meta.get("origin", "bootstrap")}, archive)
+        with _errors():
+            made = bool(self.redis.set(self.key("champion"), meta["version"], nx=True))
+            if made:
+                self.redis.publish(self.channel, meta["version"])
+        return made
+
+    def trim(self) -> list[str]:
+        """Drop the oldest versions beyond ``keep``, never the champion or the one before it."""
+        with _errors():
+            names = [v.decode() for v in self.redis.zrevrange(self.key("index"), 0, -1)]
+        protected = {self.champion(), *self.history()[:1]}
+        dropped = [v for v in names[self.keep:] if v not in protected]
+        if dropped:
+            with _errors():
+                pipe = self.redis.pipeline(transaction=True)
+                for version in dropped:
+                    pipe.delete(self.key("file", version), self.key("meta", version))
+                    pipe.zrem(self.key("index"), version)
+                pipe.execute()
+        return dropped
+
+    def pubsub(self):
+        """A subscription to champion changes (the caller polls ``get_message``)."""
+        with _errors():
+            sub = self.redis.pubsub(ignore_subscribe_messages=True)
+            sub.subscribe(self.channel)
+        return sub
+
+    def close(self) -> None:
+        self.redis.close()
 
 
 class _errors:

@@ -1,8 +1,8 @@
 """Bearer-token authentication and scopes for the API (on when MLAPI_API_KEYS_FILE is set).
 
-``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.json`` and ``GET /`` stay open for probes,
-Prometheus and people; every ``/v1/*`` path and the course's ``/predict`` need a token, and
-the page's form needs one in its ``token`` field.
+``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.json``, ``GET /`` and ``GET /feedback``
+stay open for probes, Prometheus and people; every ``/v1/*`` path and the course's ``/predict``
+need a token, and the page's forms need one in their ``token`` field.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ log = logging.getLogger("mlapi.api")
 OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
 # The scope each protected route needs; None: any valid token.
 SCOPE_OF = {"/v1/predict": "predict", "/v1/jobs/<job_id>": "predict", "/predict": "predict",
-            "/": "predict", "/v1/models": None}
+            "/": "predict", "/v1/models": None, "/v1/feedback": "feedback",
+            "/v1/feedback/stats": None, "/feedback": "feedback"}
+# Pages that check the token of their form themselves (to answer with the page, not JSON).
+PAGE_PATHS = {"/", "/feedback"}
 
 
 def enabled() -> bool:
@@ -62,8 +65,8 @@ def init_app(app: Flask, settings) -> None:
     @app.before_request
     def _authenticate():
         g.client = None
-        if request.path in OPEN_PATHS or request.path == "/":
-            return  # the page (POST /) checks its form's token itself, to answer with the page
+        if request.path in OPEN_PATHS or request.path in PAGE_PATHS:
+            return  # the pages check their form's token themselves, to answer with the page
         rule = request.url_rule.rule if request.url_rule else None
         if rule is None and not request.path.startswith("/v1/"):
             return  # an unknown path outside /v1: a plain 404

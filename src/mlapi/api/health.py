@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from flask import Blueprint
 
 from . import resources
@@ -27,13 +29,27 @@ def readyz():
     return {"status": "ready", "checks": checks}
 
 
+SUMMARY_KEYS = ("version", "created", "origin", "metrics", "evaluation", "decision", "corpus",
+                "feedback", "sha256", "size_bytes", "sklearn_version", "train_rows")
+
+
 @bp.get("/v1/models")
 def models():
-    info = resources.store().model_info()
-    if info is None:
+    """The champion, every kept version, and which versions the live workers serve."""
+    registry = resources.registry()
+    champion = registry.champion()
+    if champion is None:
         raise Problem(503, "Service Unavailable",
-                      "no worker has published a model yet; start a worker (mlapi worker)",
-                      {"Retry-After": "5"})
-    keys = ("version", "created", "metrics", "corpus", "sha256", "sklearn_version", "train_rows")
-    current = {k: info[k] for k in keys if k in info}
-    return {"current": current}
+                      "no model is registered yet; start a worker (mlapi worker), which "
+                      "registers its model when the registry is empty", {"Retry-After": "5"})
+    serving = Counter(w.get("model_version") for w in resources.store().workers())
+    versions = [{**_summary(meta), "champion": meta["version"] == champion,
+                 "serving_workers": serving.get(meta["version"], 0)}
+                for meta in registry.versions()]
+    current = next((v for v in versions if v["champion"]), {"version": champion})
+    return {"champion": champion, "current": current, "versions": versions,
+            "workers": dict(serving)}
+
+
+def _summary(meta: dict) -> dict:
+    return {k: meta[k] for k in SUMMARY_KEYS if k in meta}

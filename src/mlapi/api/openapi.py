@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from .. import __version__
-from ..contracts import PREDICT_REQUEST_SCHEMA, PREDICTION_SCHEMA
+from ..contracts import FEEDBACK_REQUEST_SCHEMA, LABELS, PREDICT_REQUEST_SCHEMA, PREDICTION_SCHEMA
 from .predict import WAIT_VALUES
 from .problems import Problem
 
@@ -72,10 +72,32 @@ SPEC = {
                 "504": _problem("The job passed its deadline before a worker took it"),
             }}},
         "/v1/models": {"get": {
-            "summary": "The model the workers serve, with its metrics",
+            "summary": "The champion model, every kept version with its scores, and what workers serve",
             "operationId": "getModels",
-            "responses": {"200": _json("Current model", "Models"),
-                          "503": _problem("Redis unreachable, or no worker has started yet")}}},
+            "responses": {"200": _json("The model registry", "Models"),
+                          "503": _problem("Redis unreachable, or no worker has registered a model yet")}}},
+        "/v1/feedback": {"post": {
+            "summary": "Correct a prediction (by its id) or give the right label for a text",
+            "operationId": "feedback",
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/FeedbackRequest"},
+                "examples": {"by_id": {"value": {"id": "3f2b8c9d0e1f4a5b6c7d8e9f0a1b2c3d", "label": "negative"}},
+                             "by_text": {"value": {"text": "el servicio fue pésimo", "label": "negative"}}}}}},
+            "responses": {
+                "202": _json("The broker has the correction; the feedback service will judge and store it",
+                             "FeedbackReceipt"),
+                "400": _problem("Malformed JSON, both or neither of id and text, a label that is not one of "
+                                + ", ".join(LABELS)),
+                "404": _problem("Unknown prediction id, or older than MLAPI_FEEDBACK_WINDOW"),
+                "413": _problem("Body larger than 1 MiB"),
+                "415": _problem("Body not sent as application/json"),
+                "503": _DOWN,
+            }}},
+        "/v1/feedback/stats": {"get": {
+            "summary": "Counts of corrections: received, accepted, held, flagged, rejected, by label",
+            "operationId": "feedbackStats",
+            "responses": {"200": _json("The feedback service's counts", "FeedbackStats"),
+                          "503": _problem("Redis unreachable, or the feedback service has not published counts")}}},
         "/healthz": {"get": {"summary": "Liveness: the process answers", "operationId": "healthz",
                              "responses": {"200": _json("Alive", "Status")}}},
         "/readyz": {"get": {"summary": "Readiness: Redis and Kafka reachable", "operationId": "readyz",
@@ -115,6 +137,25 @@ SPEC = {
                                                       ("503", "The page saying the service is down"),
                                                       ("504", "The page saying the deadline passed"))}},
         },
+        "/feedback": {
+            "get": {"summary": "The page (course compatible)", "operationId": "feedbackPage",
+                    "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}},
+            "post": {"summary": "Report a wrong answer (course field report) or mark a prediction right/wrong",
+                     "operationId": "feedbackForm",
+                     "requestBody": {"required": False, "content": {"application/x-www-form-urlencoded": {
+                         "schema": {"type": "object", "properties": {
+                             "report": {"type": "string", "description": "The text whose answer was wrong"},
+                             "id": {"type": "string", "description": "The prediction's id (the page sends it)"},
+                             "verdict": {"enum": ["right", "wrong"]},
+                             "label": {"enum": ["", *LABELS]},
+                             "token": {"type": "string"}}}}}},
+                     "responses": {code: {"description": desc, "content": {"text/html": {"schema": {"type": "string"}}}}
+                                   for code, desc in (("200", "The page thanking for the report"),
+                                                      ("400", "The page asking for a valid label or verdict"),
+                                                      ("401", "The page asking for an API token"),
+                                                      ("403", "The page saying the token lacks the feedback scope"),
+                                                      ("503", "The page saying the service is down"))}},
+        },
     },
     "components": {"schemas": {
         "PredictRequest": PREDICT_REQUEST_SCHEMA,
@@ -125,11 +166,31 @@ SPEC = {
         "Pending": {"type": "object", "required": ["id", "status"],
                     "properties": {"id": {"type": "string"}, "status": {"const": "pending"},
                                    "location": {"type": "string"}}},
-        "Models": {"type": "object", "required": ["current"],
-                   "properties": {"current": {"type": "object", "required": ["version"],
-                                              "properties": {"version": {"type": "string"},
-                                                             "created": {"type": "string"},
-                                                             "metrics": {"type": "object"}}}}},
+        "Models": {"type": "object", "required": ["champion", "current", "versions"],
+                   "properties": {"champion": {"type": "string"},
+                                  "current": {"$ref": "#/components/schemas/ModelVersion"},
+                                  "versions": {"type": "array", "items": {"$ref": "#/components/schemas/ModelVersion"}},
+                                  "workers": {"type": "object", "additionalProperties": {"type": "integer"},
+                                              "description": "Live workers per model version"}}},
+        "ModelVersion": {"type": "object", "required": ["version"],
+                         "properties": {"version": {"type": "string"}, "created": {"type": "string"},
+                                        "metrics": {"type": "object"}, "evaluation": {"type": "object"},
+                                        "decision": {"type": "object"}, "feedback": {"type": "object"},
+                                        "sha256": {"type": "string"}, "champion": {"type": "boolean"},
+                                        "serving_workers": {"type": "integer"}}},
+        "FeedbackRequest": FEEDBACK_REQUEST_SCHEMA,
+        "FeedbackReceipt": {"type": "object", "required": ["id", "status", "label"],
+                            "properties": {"id": {"type": "string"}, "status": {"const": "received"},
+                                           "label": {"enum": list(LABELS)},
+                                           "prediction_id": {"type": ["string", "null"]}}},
+        "FeedbackStats": {"type": "object",
+                          "required": ["received", "accepted", "held", "flagged", "rejected", "by_label"],
+                          "properties": {**{k: {"type": "integer"} for k in
+                                            ("received", "accepted", "held", "flagged", "rejected",
+                                             "duplicate", "clients")},
+                                         "by_label": {"type": "object", "additionalProperties": {"type": "integer"}},
+                                         "last_received": {"type": ["string", "null"]},
+                                         "updated": {"type": "string"}}},
         "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
         "CoursePrediction": {"type": "object", "required": ["success", "text", "prediction", "score"],
                              "properties": {"success": {"const": True}, "text": {"type": "string"},
@@ -146,7 +207,7 @@ SPEC = {
 }
 
 
-for _path, _method in (("/v1/predict", "post"), ("/v1/jobs/{job_id}", "get")):
+for _path, _method in (("/v1/predict", "post"), ("/v1/jobs/{job_id}", "get"), ("/v1/feedback", "post")):
     SPEC["paths"][_path][_method]["responses"]["429"] = _problem(
         "MLAPI_RATE_LIMIT reached for this key (or address); wait Retry-After seconds")
 SPEC["paths"]["/predict"]["post"]["responses"]["429"] = _json("Rate limit reached", "CourseFailure")
@@ -154,13 +215,15 @@ SPEC["paths"]["/"]["post"]["responses"]["429"] = {
     "description": "The page saying the rate limit was reached",
     "content": {"text/html": {"schema": {"type": "string"}}}}
 
-_SECURED = ("/v1/predict", "/v1/jobs/{job_id}", "/v1/models", "/predict")
-for _path in _SECURED:
+# path -> the scope it needs (None: any valid key), as api/auth.py enforces it
+_SECURED = {"/v1/predict": "predict", "/v1/jobs/{job_id}": "predict", "/v1/models": None,
+            "/predict": "predict", "/v1/feedback": "feedback", "/v1/feedback/stats": None}
+for _path, _scope in _SECURED.items():
     for _op in SPEC["paths"][_path].values():
         _op["security"] = [{"bearerAuth": []}]
         _op["responses"]["401"] = _problem("Missing, unknown or revoked token (WWW-Authenticate: Bearer)")
-        if _path != "/v1/models":
-            _op["responses"]["403"] = _problem("The token lacks the 'predict' scope")
+        if _scope:
+            _op["responses"]["403"] = _problem(f"The token lacks the '{_scope}' scope")
 SPEC["components"]["securitySchemes"] = {"bearerAuth": {
     "type": "http", "scheme": "bearer",
     "description": "API key from `mlapi tokens create`; required when MLAPI_API_KEYS_FILE is set"}}

@@ -8,7 +8,7 @@ import threading
 from flask import Flask, current_app
 
 from ..kafka_bus import Producer
-from ..redis_store import Store
+from ..redis_store import Registry, Store
 
 _lock = threading.Lock()
 
@@ -30,13 +30,17 @@ def producer() -> Producer:
     return _get("mlapi.producer", Producer)
 
 
+def registry() -> Registry:
+    return _get("mlapi.registry", Registry)
+
+
 def init_app(app: Flask) -> None:
     # Flush and close the producer and pools when the (gunicorn worker) process exits.
     atexit.register(close_all, app)
 
 
 def close_all(app: Flask) -> None:
-    for name in ("mlapi.producer", "mlapi.store"):
+    for name in ("mlapi.producer", "mlapi.store", "mlapi.registry"):
         resource = app.extensions.pop(name, None)
         if resource is not None:
             resource.close()

@@ -71,6 +71,7 @@ class Server:
         """``port`` 0: nothing to wait for; ``log_path`` None: output goes to our stdout."""
         self.name, self.argv, self.port, self.log_path = name, argv, port, log_path
         self.env = env
+        self.stop_signal = signal.SIGTERM
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 15.0) -> Server:
@@ -110,7 +111,7 @@ class Server:
     def stop(self, timeout: float = 10.0) -> None:
         if not self.running:
             return
-        self.process.send_signal(signal.SIGTERM)
+        self.process.send_signal(self.stop_signal)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -136,3 +137,41 @@ def kafka_broker(port: int, state_dir: Path) -> Server:
     url = f"tcp://127.0.0.1:{port}"
     argv = [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url]
     return Server("kafka", argv, port, state_dir / "logs" / "kafka.log")
+
+
+def postgres_bin_dir() -> Path | None:
+    """Debian's PostgreSQL binaries (``apt-get install postgresql``), newest version first."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                      key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    return versions[-1].parent if versions else None
+
+
+def postgres_server(port: int, data_dir: Path, log_path: Path) -> Server:
+    """A throwaway PostgreSQL cluster (trust auth on loopback, user and database ``mlapi``).
+
+    PostgreSQL refuses to run as root: as root, the cluster belongs to the ``postgres`` user
+    and its commands run through ``setpriv``.
+    """
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        raise ServerError("no PostgreSQL: `apt-get install postgresql`")
+    as_user: list[str] = []
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        as_user = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
+        shutil.chown(data_dir, "postgres", "postgres")
+    if not (data_dir / "PG_VERSION").exists():
+        done = subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "mlapi",
+                               "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"],
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode:
+            raise ServerError(f"initdb failed (the postgres user must reach {data_dir}):\n"
+                              f"{done.stderr[-2000:]}")
+    argv = [*as_user, str(bin_dir / "postgres"), "-D", str(data_dir), "-p", str(port),
+            "-h", "127.0.0.1", "-k", str(data_dir), "-c", "fsync=off"]
+    server = Server("postgres", argv, port, log_path)
+    server.stop_signal = signal.SIGINT  # "fast" shutdown: SIGTERM would wait for every client
+    return server

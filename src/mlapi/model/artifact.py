@@ -86,16 +86,28 @@ def load(path: Path):
     path = Path(path)
     if not path.exists():
         raise ModelError(f"no model at {path}; train one with `mlapi train`")
-    meta = read_metadata(path)
+    return _checked_load(path, read_metadata(path), str(path))
+
+
+def load_bytes(archive: bytes, meta: dict):
+    """``load`` for an archive fetched from the model registry (same hash and type checks)."""
+    name = f"model {meta.get('version', '?')}"
+    with tempfile.NamedTemporaryFile(suffix=".skops") as tmp:
+        tmp.write(archive)
+        tmp.flush()
+        return _checked_load(Path(tmp.name), meta, name)
+
+
+def _checked_load(path: Path, meta: dict, name: str):
     digest = sha256_of(path)
     if digest != meta.get("sha256"):
-        raise ModelError(f"{path}: sha256 {digest[:12]}… does not match its metadata "
+        raise ModelError(f"{name}: sha256 {digest[:12]}… does not match its metadata "
                          f"({str(meta.get('sha256'))[:12]}…); refusing a changed archive")
     try:
         types = sio.get_untrusted_types(file=path)
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise ModelError(f"{path} is not a skops archive: {exc}") from None
+        raise ModelError(f"{name} is not a skops archive: {exc}") from None
     bad = untrusted(types)
     if bad:
-        raise ModelError(f"{path} holds types outside scikit-learn/NumPy/SciPy: {', '.join(bad)}")
+        raise ModelError(f"{name} holds types outside scikit-learn/NumPy/SciPy: {', '.join(bad)}")
     return sio.load(path, trusted=types), meta

@@ -23,6 +23,11 @@ class Predictor:
         model, meta = artifact.load(path)
         return cls(model, meta)
 
+    @classmethod
+    def from_registry(cls, archive: bytes, meta: dict) -> Predictor:
+        model, meta = artifact.load_bytes(archive, meta)
+        return cls(model, meta)
+
     def predict_proba(self, texts: list[str]) -> list[dict[str, float]]:
         """One call for the whole batch: that is where micro-batching pays."""
         if not texts:

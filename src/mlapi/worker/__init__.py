@@ -8,24 +8,29 @@ from ..config import Settings
 
 
 def main(settings: Settings) -> int:
-    """Load the model, then consume until SIGTERM. Exit 2 when the model cannot be used."""
+    """Load the champion (or the local model), then consume until SIGTERM. Exit 2 without a model."""
     # Imported here so that `mlapi --help` and the API never load scikit-learn.
     from ..model.artifact import ModelError
-    from ..model.predictor import Predictor
-    from ..redis_store import Store
+    from ..redis_store import Registry, Store
     from .loop import Worker
+    from .models import ModelSource, initial
 
     log = logging.getLogger("mlapi.worker")
+    registry = Registry(settings)
     try:
-        predictor = Predictor.load(settings.resolved_model_path)
+        predictor, archive = initial(settings, registry)
     except ModelError as exc:
         log.error("cannot serve: %s", exc)
+        registry.close()
         return 2
     store = Store(settings)
-    worker = Worker(settings, predictor, store)
+    models = ModelSource(settings, registry, predictor, archive).start()
+    worker = Worker(settings, predictor, store, models=models)
     worker.install_signal_handlers()
     try:
         worker.run()
     finally:
+        models.stop()
         store.close()
+        registry.close()
     return 0

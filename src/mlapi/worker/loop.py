@@ -38,10 +38,14 @@ HEARTBEAT_EVERY = 2.0
 
 
 class Worker:
-    def __init__(self, settings: Settings, predictor, store, worker_id: str | None = None):
+    def __init__(self, settings: Settings, predictor, store, worker_id: str | None = None,
+                 models=None):
         self.settings = settings
         self.predictor = predictor
         self.store = store
+        # A ModelSource (worker/models.py) that loads new champions in the background; None in
+        # unit tests that serve one fixed model.
+        self.models = models
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self.stopping = False
         self.processed = 0
@@ -66,6 +70,7 @@ class Worker:
                  self.predictor.version, self.settings.batch_max, self.settings.batch_wait_ms)
         try:
             while not self.stopping:
+                self._swap_model()
                 self._beat(consumer)
                 records = self.poll_batch(consumer)
                 if not records:
@@ -87,14 +92,19 @@ class Worker:
         while not self.stopping:
             try:
                 kafka_bus.ensure_topics(self.settings)
-                consumer = kafka_bus.consumer(self.settings, client_id=self.worker_id)
-                self.store.publish_model(self.predictor.metadata)
-                return consumer
+                return kafka_bus.consumer(self.settings, client_id=self.worker_id)
             except (KafkaError, StoreUnavailable) as exc:
                 log.warning("waiting for Kafka/Redis: %s", exc)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
         return None
+
+    def _swap_model(self) -> None:
+        """Between two batches: serve the champion the background loader has ready, if any."""
+        fresh = self.models.take() if self.models is not None else None
+        if fresh is not None:
+            log.info("now serving model %s (was %s)", fresh.version, self.predictor.version)
+            self.predictor = fresh
 
     def _beat(self, consumer) -> None:
         now = time.monotonic()
@@ -103,11 +113,10 @@ class Worker:
         self._last_beat = now
         partitions = sorted(tp.partition for tp in consumer.assignment())
         try:
+            refused = sorted(self.models.refused) if self.models is not None else []
             self.store.heartbeat(self.worker_id, {"model_version": self.predictor.version,
                                                   "pid": os.getpid(), "processed": self.processed,
-                                                  "partitions": partitions})
-            # Re-published with every beat: a Redis that restarted empty gets it back in 2 s.
-            self.store.publish_model(self.predictor.metadata)
+                                                  "partitions": partitions, "refused": refused})
         except StoreUnavailable as exc:
             log.warning("heartbeat failed: %s", exc)
 
@@ -148,7 +157,8 @@ class Worker:
             else:
                 live.append(job)
         results += self._predict(live, now)
-        return self._store(results)
+        texts = {item["id"]: item["text"] for job in live for item in job.items}
+        return self._store(results, texts)
 
     def _predict(self, jobs: list[PredictJob], picked: float) -> list[dict]:
         texts = [item["text"] for job in jobs for item in job.items]
@@ -189,13 +199,13 @@ class Worker:
                 "predictions": [prediction(item["id"], p, version)
                                 for item, p in zip(job.items, probs, strict=True)]}
 
-    def _store(self, results: list[dict]) -> bool:
+    def _store(self, results: list[dict], texts: dict[str, str]) -> bool:
         """Write results, retrying while Redis is down; give up only when asked to stop."""
         delay = 0.2
         while True:
             try:
                 if results:
-                    self.store.put_results(results)
+                    self.store.put_results(results, texts)
                 self.processed += len(results)
                 return True
             except StoreUnavailable as exc:

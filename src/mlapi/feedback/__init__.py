@@ -1,0 +1,1 @@
+"""User corrections: the feedback service (consume, validate, store) and its database."""

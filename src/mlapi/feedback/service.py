@@ -1,0 +1,164 @@
+"""The feedback service (``mlapi feedback serve``): corrections from Kafka into the database.
+
+The worker's pattern: the SIGTERM handler only sets a flag; the loop polls with a timeout;
+each polled batch is judged and stored in one database transaction, and only then are its
+offsets committed. A crash between the two makes the broker deliver the batch again, and
+the database skips the feedback ids it already has: nothing lost, nothing counted twice.
+Counts go to Redis (for GET /v1/feedback/stats) after every batch and every few seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+
+from kafka.errors import CommitFailedError, KafkaError
+from prometheus_client import Counter, Gauge, start_http_server
+from sqlalchemy.exc import SQLAlchemyError
+
+from .. import kafka_bus
+from ..config import Settings
+from ..contracts import FeedbackMessage
+from ..redis_store import StoreUnavailable
+from .db import FeedbackDB
+
+log = logging.getLogger("mlapi.feedback")
+
+RECEIVED = Counter("mlapi_feedback_received_total", "Feedback messages stored by this process")
+CORRECTIONS = Counter("mlapi_feedback_corrections_total",
+                      "Feedback stored by this process, by verdict and label",
+                      ["status", "label"])
+STORED = Gauge("mlapi_feedback_stored", "Feedback in the database, by verdict (all processes)",
+               ["status"])
+
+POLL_TIMEOUT_MS = 500
+MAX_RECORDS = 500
+STATS_EVERY = 5.0
+
+
+class FeedbackService:
+    def __init__(self, settings: Settings, db: FeedbackDB, store):
+        self.settings = settings
+        self.db = db
+        self.store = store
+        self.client_id = f"feedback-{socket.gethostname()}-{os.getpid()}"
+        self.stopping = False
+        self.stored = 0
+        self._stats_at = 0.0
+
+    def request_stop(self, signum=None, frame=None) -> None:
+        self.stopping = True
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+
+    def run(self) -> None:
+        if self.settings.feedback_metrics_port:
+            start_http_server(self.settings.feedback_metrics_port)
+        consumer = self._connect()
+        if consumer is None:
+            return
+        log.info("feedback service reading %s into %s", self.settings.feedback_topic,
+                 self.db.engine.url.render_as_string(hide_password=True))
+        try:
+            while not self.stopping:
+                self._publish_stats()
+                polled = consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS)
+                records = [r for batch in polled.values() for r in batch]
+                if records and self.handle(records):
+                    self._commit(consumer)
+                    self._publish_stats(force=True)
+        finally:
+            consumer.close(autocommit=False)
+            log.info("feedback service stopped after storing %d messages", self.stored)
+
+    def _connect(self):
+        delay = 0.5
+        while not self.stopping:
+            try:
+                kafka_bus.ensure_topics(self.settings)
+                return kafka_bus.consumer(self.settings, client_id=self.client_id,
+                                          topic=self.settings.feedback_topic,
+                                          group=self.settings.feedback_group,
+                                          max_records=MAX_RECORDS)
+            except KafkaError as exc:
+                log.warning("waiting for Kafka: %s", exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        return None
+
+    def handle(self, records: list) -> bool:
+        """Judge and store a batch; True once it is committed to the database."""
+        items = []
+        for record in records:
+            try:
+                items.append((FeedbackMessage.from_bytes(record.value), None, record.partition,
+                              record.offset))
+            except ValueError as exc:
+                log.error("rejecting malformed feedback at %s/%s@%s: %s", record.topic,
+                          record.partition, record.offset, exc)
+                items.append((None, str(exc), record.partition, record.offset))
+        delay = 0.2
+        while True:
+            try:
+                new = self.db.store(items, cap=self.settings.feedback_client_cap,
+                                    hold_confidence=self.settings.feedback_hold_confidence)
+                break
+            except SQLAlchemyError as exc:
+                if self.stopping:
+                    log.warning("stopping with an unstored batch; it stays uncommitted: %s", exc)
+                    return False
+                log.warning("database unavailable, retrying: %s", exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        for row in new:
+            RECEIVED.inc()
+            CORRECTIONS.labels(row.status, row.label or "none").inc()
+            log.info("feedback %s from %s: %s %s%s", row.feedback_id, row.client, row.status,
+                     row.label or "(no label)", f" ({row.reason})" if row.reason else "")
+        self.stored += len(new)
+        return True
+
+    def _commit(self, consumer) -> None:
+        try:
+            consumer.commit()
+        except (CommitFailedError, KafkaError) as exc:
+            # Redelivered messages are recognised by their feedback id: no double count.
+            log.warning("commit failed, the batch may be read again: %s", exc)
+
+    def _publish_stats(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._stats_at < STATS_EVERY:
+            return
+        self._stats_at = now
+        try:
+            stats = self.db.stats()
+            for status in ("accepted", "held", "flagged", "rejected", "duplicate"):
+                STORED.labels(status).set(stats[status])
+            self.store.put_feedback_stats(stats)
+        except (SQLAlchemyError, StoreUnavailable) as exc:
+            log.warning("cannot publish feedback counts: %s", exc)
+
+
+def main(settings: Settings) -> int:
+    from ..redis_store import Store
+
+    db = FeedbackDB(settings.feedback_db_url)
+    try:
+        db.migrate()
+    except SQLAlchemyError as exc:
+        log.error("cannot open the feedback database: %s", exc)
+        return 2
+    store = Store(settings)
+    service = FeedbackService(settings, db, store)
+    service.install_signal_handlers()
+    try:
+        service.run()
+    finally:
+        store.close()
+        db.close()
+    return 0
