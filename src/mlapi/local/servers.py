@@ -127,9 +127,9 @@ class Server:
 def redis_server(port: int, state_dir: Path) -> Server:
     data = state_dir / "redis"
     data.mkdir(parents=True, exist_ok=True)
-    # Results are short-lived: no snapshots locally (the chart turns AOF on for the registry).
+    # AOF, as in the chart: the model registry (retrained champions) survives a restart.
     argv = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", str(data.resolve())]
+            "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(data.resolve())]
     return Server("redis", argv, port, state_dir / "logs" / "redis.log")
 
 

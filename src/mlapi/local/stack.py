@@ -1,7 +1,8 @@
 """`mlapi run`: the whole service as local processes, in the foreground.
 
 Redis and a Kafka-protocol broker (unless MLAPI_REDIS_URL / MLAPI_KAFKA_BOOTSTRAP point at
-running ones), MLAPI_WORKERS worker processes and the API under gunicorn. It trains the
+running ones), MLAPI_WORKERS worker processes, the feedback service (SQLite in MLAPI_STATE_DIR
+unless MLAPI_FEEDBACK_DB says otherwise) and the API under gunicorn. It trains the
 default model first when there is none, waits until a prediction goes through end to end,
 prints the URL, and on Ctrl-C or SIGTERM stops every process it started (newest first).
 """
@@ -64,6 +65,8 @@ class Stack:
         for n in range(self.settings.workers):
             self._start(servers.Server(f"worker-{n + 1}", [sys.executable, "-m", "mlapi", "worker"],
                                        0, self._log(f"worker-{n + 1}"), env))
+        self._start(servers.Server("feedback", [sys.executable, "-m", "mlapi", "feedback", "serve"],
+                                   0, self._log("feedback"), env))
         metrics_dir = self.state_dir / "prometheus"
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
@@ -111,7 +114,8 @@ class Stack:
                 self._check_children()
                 try:
                     if (http_request("GET", self.url + "/readyz")[0] == 200
-                            and store.live_workers() >= self.settings.workers):
+                            and store.live_workers() >= self.settings.workers
+                            and store.feedback_stats() is not None):
                         status, body = http_request("POST", self.url + "/v1/predict",
                                              {"text": "warm-up"}, timeout=10)
                         if status == 200:

@@ -51,8 +51,11 @@ def build(labels: list[str]) -> Pipeline:
     return Pipeline([("features", features), ("classifier", classifier)])
 
 
-def fit(texts: list[str], labels: list[str]) -> Pipeline:
-    return build(labels).fit(texts, labels)
+def fit(texts: list[str], labels: list[str], sample_weight: list[float] | None = None) -> Pipeline:
+    """Fit a new pipeline; ``sample_weight`` lets a few user corrections outweigh corpus rows."""
+    if sample_weight is None:
+        return build(labels).fit(texts, labels)
+    return build(labels).fit(texts, labels, classifier__sample_weight=sample_weight)
 
 
 def score(model: Pipeline, texts: list[str], labels: list[str]) -> dict:
