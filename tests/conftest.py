@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -42,6 +43,40 @@ def kafka_server(state_dir):
 
 
 @pytest.fixture(scope="session")
+def postgres_server(state_dir):
+    """A real PostgreSQL (Debian's package; .ci/run installs it) on a free port."""
+    if servers.postgres_bin_dir() is None:
+        pytest.skip("PostgreSQL is not installed: `apt-get install postgresql` (.ci/run does)")
+    # Outside pytest's 0700 temp folders: as root, the server runs as the postgres user.
+    data = Path(tempfile.mkdtemp(prefix="mlapi-pg-"))
+    data.chmod(0o755)
+    server = servers.postgres_server(servers.free_port(), data / "data",
+                                     state_dir / "logs" / "postgres.log").start(timeout=30)
+    yield server
+    server.stop()
+    subprocess.run(["rm", "-rf", str(data)], check=False)
+
+
+def new_postgres_db(server) -> str:
+    """A fresh database on the server; its SQLAlchemy URL."""
+    import psycopg
+
+    name = f"mlapi_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(f"host=127.0.0.1 port={server.port} user=mlapi dbname=postgres",
+                         autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"postgresql+psycopg://mlapi@127.0.0.1:{server.port}/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """Each database test runs against SQLite and a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'feedback.db'}"
+    return new_postgres_db(request.getfixturevalue("postgres_server"))
+
+
+@pytest.fixture(scope="session")
 def model_path(state_dir) -> Path:
     from rich.console import Console
 
@@ -58,16 +93,40 @@ def make_settings(redis_port: int, kafka_port: int, model_path: Path, **override
     values = dict(redis_url=f"redis://127.0.0.1:{redis_port}/0",
                   kafka_bootstrap=f"127.0.0.1:{kafka_port}", model_path=model_path,
                   predict_topic=f"mlapi.predict.{tag}", consumer_group=f"workers-{tag}",
-                  redis_prefix=f"mlapi-{tag}", predict_partitions=4, log_level="INFO")
+                  redis_prefix=f"mlapi-{tag}", predict_partitions=4, log_level="INFO",
+                  feedback_topic=f"mlapi.feedback.{tag}", feedback_group=f"feedback-{tag}",
+                  model_check_seconds=1.0,
+                  feedback_db=f"sqlite:///{model_path.parent / f'feedback-{tag}.db'}")
     values.update(overrides)
     return Settings(**values)
 
 
+def child_env(settings: Settings) -> dict:
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("MLAPI_")},
+            **settings.as_env(), "PYTHONUNBUFFERED": "1"}
+
+
 def start_worker(settings: Settings, log_dir: Path, name: str = "worker") -> servers.Server:
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLAPI_")},
-           **settings.as_env(), "PYTHONUNBUFFERED": "1"}
     log = log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
-    return servers.Server(name, [sys.executable, "-m", "mlapi", "worker"], 0, log, env).start()
+    return servers.Server(name, [sys.executable, "-m", "mlapi", "worker"], 0, log,
+                          child_env(settings)).start()
+
+
+def start_feedback_service(settings: Settings, log_dir: Path) -> servers.Server:
+    log = log_dir / f"feedback-{uuid.uuid4().hex[:6]}.log"
+    return servers.Server("feedback", [sys.executable, "-m", "mlapi", "feedback", "serve"], 0, log,
+                          child_env(settings)).start()
+
+
+def wait_for(condition, timeout: float = 30.0, what: str = "condition"):
+    """Poll ``condition()`` until it returns something truthy; that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} not met within {timeout} s"
+        time.sleep(0.1)
 
 
 def wait_workers(settings: Settings, count: int, timeout: float = 30.0,
