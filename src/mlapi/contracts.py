@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -22,11 +23,18 @@ COURSE_LABELS = {"negative": "Negativo", "neutral": "Neutral", "positive": "Posi
 MAX_TEXT_CHARS = 5000
 MAX_BATCH_TEXTS = 64
 
+# "Has a character that is not whitespace", spelled out: the published schema is read with
+# ECMA-262 regexes, where \S matches U+001C..U+001F, while Python's re (our validator) treats
+# those as whitespace; an explicit class means the same in both.
+NOT_BLANK = "[^\\t\\n\\u000b\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]"
+
+_NOT_BLANK = re.compile(NOT_BLANK)
+
 _TEXT = {
     "type": "string",
     "minLength": 1,
     "maxLength": MAX_TEXT_CHARS,
-    "pattern": r"\S",
+    "pattern": NOT_BLANK,
     "description": "Text to classify; not empty after trimming, at most 5,000 characters.",
     "examples": ["I love this phone, the battery lasts for days"],
 }
@@ -108,7 +116,7 @@ def validate_predict_request(body: object) -> tuple[list[str], bool]:
 
 def validate_course_text(text: str | None, max_chars: int = MAX_TEXT_CHARS) -> str | None:
     """The course's /predict rule: a non-empty text within the size limit, else None."""
-    if text is None or not text.strip() or len(text) > max_chars:
+    if text is None or not _NOT_BLANK.search(text) or len(text) > max_chars:
         return None
     return text
 

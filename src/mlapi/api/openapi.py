@@ -5,7 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from .. import __version__
-from ..contracts import FEEDBACK_REQUEST_SCHEMA, LABELS, PREDICT_REQUEST_SCHEMA, PREDICTION_SCHEMA
+from ..contracts import (
+    FEEDBACK_REQUEST_SCHEMA,
+    LABELS,
+    NOT_BLANK,
+    PREDICT_REQUEST_SCHEMA,
+    PREDICTION_SCHEMA,
+)
 from .predict import WAIT_VALUES
 from .problems import Problem
 
@@ -22,7 +28,7 @@ def _json(description: str, ref: str) -> dict:
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
 
 
-_COURSE_TEXT = {"type": "string", "minLength": 1, "maxLength": 5000, "pattern": r"\S"}
+_COURSE_TEXT = {"type": "string", "minLength": 1, "maxLength": 5000, "pattern": NOT_BLANK}
 _DOWN = _problem("Redis or Kafka is unreachable; retry after `Retry-After` seconds")
 
 SPEC = {
@@ -146,7 +152,7 @@ SPEC = {
                          "schema": {"type": "object", "properties": {
                              "report": {"type": "string", "description": "The text whose answer was wrong"},
                              "id": {"type": "string", "description": "The prediction's id (the page sends it)"},
-                             "verdict": {"enum": ["right", "wrong"]},
+                             "verdict": {"enum": ["", "right", "wrong"]},
                              "label": {"enum": ["", *LABELS]},
                              "token": {"type": "string"}}}}}},
                      "responses": {code: {"description": desc, "content": {"text/html": {"schema": {"type": "string"}}}}

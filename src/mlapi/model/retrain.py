@@ -72,7 +72,9 @@ def usable_feedback(db: FeedbackDB, champion: Predictor, golden: set[str],
     rows = db.corrections(("accepted",))
     notes = Counter()
     agree = db.agreeing_clients()
-    unjudged = [r for r in rows if r.predicted_label is None and r.label and r.text not in golden]
+    # Confirmed rows (by a second client or an operator) are not judged again.
+    unjudged = [r for r in rows if r.predicted_label is None and r.label and r.text not in golden
+                and not (r.reason or "").startswith("confirmed by")]
     if unjudged and hold_confidence < 1:
         probabilities = champion.predict_proba([r.text for r in unjudged])
         hold = []
