@@ -106,6 +106,7 @@ def _need_redis(settings: Settings, command: str) -> bool:
 
 def cmd_retrain(settings: Settings, args) -> int:
     from rich.console import Console
+    from sqlalchemy.exc import SQLAlchemyError
 
     from .model.corpus import CorpusError
     from .model.retrain import RetrainError, retrain
@@ -117,7 +118,7 @@ def cmd_retrain(settings: Settings, args) -> int:
     logs.configure(settings)
     try:
         report = retrain(settings, corpus_path=args.corpus, limit=args.limit)
-    except (RetrainError, CorpusError, StoreUnavailable) as exc:
+    except (RetrainError, CorpusError, StoreUnavailable, SQLAlchemyError) as exc:
         print(f"mlapi retrain: {exc}", file=sys.stderr)
         return 1
     if args.json:
