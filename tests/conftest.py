@@ -194,3 +194,24 @@ def client(app):
 def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mlapi", *args], capture_output=True, text=True,
                           env=env, timeout=timeout)
+
+
+def start_run(state: Path, model_path: Path, **env_values: str) -> tuple[subprocess.Popen, str]:
+    """`mlapi run` as a user starts it (its output in ``state/run.log``); returns (process, url)
+    once it has printed that it is ready, or fails with its log."""
+    port = servers.free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLAPI_")}
+    env.update(MLAPI_STATE_DIR=str(state), MLAPI_MODEL_PATH=str(model_path), MLAPI_PORT=str(port),
+               PYTHONUNBUFFERED="1", **env_values)
+    with (state / "run.log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "mlapi", "run"], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def ready():
+        # stack.json is written just before the message: wait for the message itself.
+        assert proc.poll() is None, (state / "run.log").read_text()
+        return "ready at " + url in (state / "run.log").read_text()
+
+    wait_for(ready, 120, "mlapi run ready")
+    return proc, url

@@ -11,6 +11,7 @@ def test_healthz_and_readyz(client):
     assert client.get("/healthz").json == {"status": "ok"}
     r = client.get("/readyz")
     assert r.status_code == 200 and r.json["checks"] == {"redis": True, "kafka": True}
+    assert r.json["workers"] >= 1 and r.json["serving"] is True
 
 
 def test_models_shows_the_served_model(client, model_path):

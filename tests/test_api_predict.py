@@ -6,9 +6,11 @@ import pytest
 from jsonschema import validate
 
 from mlapi.api import create_app
+from mlapi.api.resources import close_all
 from mlapi.contracts import PREDICTION_SCHEMA
+from mlapi.redis_store import Store
 
-from .conftest import make_settings
+from .conftest import make_settings, start_worker, wait_for
 
 PROBLEM = "application/problem+json"
 
@@ -124,16 +126,52 @@ def test_wrong_method_is_a_problem(client):
     assert r.status_code == 405 and r.mimetype == PROBLEM and "POST" in r.headers["Allow"]
 
 
-def test_no_worker_means_504_in_time(redis_server, kafka_server, model_path):
-    # A topic nobody consumes: the API must give up at its deadline, not hang.
+def test_a_wedged_worker_means_504_in_time(redis_server, kafka_server, model_path):
+    # A worker that beats but never consumes (a topic nobody reads): the API must give up at
+    # its deadline, not hang.
     settings = make_settings(redis_server.port, kafka_server.port, model_path, predict_timeout=0.5)
+    store = Store(settings)
+    store.heartbeat("wedged", {"pid": 0, "partitions": []})
     client = create_app(settings).test_client()
     started = time.monotonic()
     r = client.post("/v1/predict", json={"text": "anyone there?"})
     elapsed = time.monotonic() - started
+    store.forget_worker("wedged")
+    store.close()
     assert r.status_code == 504 and r.mimetype == PROBLEM
     assert "MLAPI_PREDICT_TIMEOUT" in r.json["detail"]
     assert 0.4 < elapsed < 2.0
+
+
+def test_no_live_worker_is_503_at_once_and_async_jobs_wait_for_one(redis_server, kafka_server,
+                                                                   model_path, tmp_path):
+    settings = make_settings(redis_server.port, kafka_server.port, model_path, predict_timeout=5.0)
+    app = create_app(settings)
+    client = app.test_client()
+    assert client.get("/readyz").json["workers"] == 0  # also connects Redis and Kafka
+    started = time.monotonic()
+    r = client.post("/v1/predict", json={"text": "anyone there?"})
+    elapsed = time.monotonic() - started
+    assert r.status_code == 503 and r.mimetype == PROBLEM
+    assert r.headers["Retry-After"] == "5" and "no prediction worker" in r.json["detail"]
+    assert elapsed < 0.1, elapsed
+    course = client.post("/predict?text=hola")
+    assert course.status_code == 503 and course.json["success"] is False
+    assert "no prediction worker" in course.json["detail"] and course.headers["Retry-After"]
+
+    queued = client.post("/v1/predict?wait=false", json={"text": "I love it, wonderful"})
+    assert queued.status_code == 202
+    worker = start_worker(settings, tmp_path)
+    try:
+        def answered():
+            got = client.get(queued.headers["Location"])
+            return got if got.status_code == 200 else None
+        assert wait_for(answered, 60, "the queued job answered").json["label"] == "positive"
+        r = client.get("/readyz")
+        assert r.json["workers"] == 1 and r.json["serving"] is True
+    finally:
+        worker.stop()
+        close_all(app)
 
 
 def test_a_job_past_its_deadline_is_skipped_and_reported(client, settings):

@@ -4,17 +4,14 @@ the broker), driven over HTTP like a user would, then stopped with SIGTERM."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 
 import psutil
 import pytest
 
-from mlapi.local import servers
 from mlapi.local.stack import http_request as http
+
+from .conftest import start_run
 
 pytestmark = pytest.mark.integration
 
@@ -32,20 +29,8 @@ def requests_total(metrics: str, status: str) -> float:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, model_path):
     state = tmp_path_factory.mktemp("stack")
-    port = servers.free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLAPI_")}
-    env.update(MLAPI_STATE_DIR=str(state), MLAPI_MODEL_PATH=str(model_path), MLAPI_PORT=str(port),
-               MLAPI_WORKERS="2", MLAPI_API_PROCESSES="2", PYTHONUNBUFFERED="1",
-               MLAPI_RATE_LIMIT=f"{RATE_LIMIT}/hour")
-    with (state / "run.log").open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "mlapi", "run"], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while not (state / "stack.json").exists():
-        assert proc.poll() is None, (state / "run.log").read_text()
-        assert time.monotonic() < deadline, (state / "run.log").read_text()
-        time.sleep(0.2)
+    proc, url = start_run(state, model_path, MLAPI_WORKERS="2", MLAPI_API_PROCESSES="2",
+                          MLAPI_RATE_LIMIT=f"{RATE_LIMIT}/hour")
     yield {"url": url, "proc": proc, "state": state}
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -55,7 +40,11 @@ def stack(tmp_path_factory, model_path):
 def test_ready_message_and_state(stack):
     info = json.loads((stack["state"] / "stack.json").read_text())
     assert info["url"] == stack["url"] and info["workers"] == 2
-    assert "ready at " + stack["url"] in (stack["state"] / "run.log").read_text()
+    processes = info["processes"]
+    assert set(processes) == {"redis", "kafka", "worker-1", "worker-2", "feedback", "api"}
+    assert all(p["state"] == "running" and p["restarts"] == 0 for p in processes.values())
+    assert [name for name, p in processes.items() if p["restartable"]] == \
+        ["worker-1", "worker-2", "feedback"]
 
 
 def test_predicts_through_gunicorn(stack):

@@ -7,6 +7,8 @@ Keys (``<p>`` is ``MLAPI_REDIS_PREFIX``):
 * ``<p>:reply:<id>``   a list the waiting API request BLPOPs; the worker pushes the result once
 * ``<p>:pred:<id>``    a prediction with its text, kept ``MLAPI_FEEDBACK_WINDOW`` s for corrections
 * ``<p>:worker:<id>``  a worker's heartbeat, expiring when it stops beating
+* ``<p>:workers``      sorted set of worker ids by last beat, so finding the live workers
+                       reads a handful of keys instead of SCANning every result in Redis
 * ``<p>:stats:expired`` jobs the workers skipped because their deadline had passed
 * ``<p>:rate:<client>:<window>`` MLAPI_RATE_LIMIT counters (fixed windows)
 * ``<p>:feedback:stats`` the feedback service's counts (GET /v1/feedback/stats)
@@ -119,10 +121,14 @@ class Store:
         return len(self.workers())
 
     def workers(self) -> list[dict]:
-        """The heartbeats of live workers: id, pid, model version, partitions, jobs done."""
+        """The heartbeats of live workers: id, pid, model version, partitions, jobs done.
+
+        The index only says where to look; a heartbeat key's own TTL says whether it is live,
+        so clocks of different machines never decide it.
+        """
         with _errors():
-            keys = list(self.redis.scan_iter(match=self.key("worker", "*"), count=100))
-            values = self.redis.mget(keys) if keys else []
+            ids = [raw.decode() for raw in self.redis.zrange(self.key("workers"), 0, -1)]
+            values = self.redis.mget([self.key("worker", i) for i in ids]) if ids else []
         return [json.loads(v) for v in values if v]
 
     def ping(self) -> bool:
@@ -162,14 +168,22 @@ class Store:
             pipe.execute()
 
     def heartbeat(self, worker_id: str, info: dict) -> None:
+        now = time.time()
         with _errors():
-            self.redis.set(self.key("worker", worker_id),
-                           json.dumps({**info, "id": worker_id, "at": time.time()}),
-                           ex=HEARTBEAT_TTL)
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.set(self.key("worker", worker_id),
+                     json.dumps({**info, "id": worker_id, "at": now}), ex=HEARTBEAT_TTL)
+            pipe.zadd(self.key("workers"), {worker_id: now})
+            # Ids of workers long gone (killed, so they never said goodbye) leave the index.
+            pipe.zremrangebyscore(self.key("workers"), "-inf", now - 30 * HEARTBEAT_TTL)
+            pipe.execute()
 
     def forget_worker(self, worker_id: str) -> None:
         with _errors():
-            self.redis.delete(self.key("worker", worker_id))
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.delete(self.key("worker", worker_id))
+            pipe.zrem(self.key("workers"), worker_id)
+            pipe.execute()
 
     def expired_count(self) -> int:
         with _errors():

@@ -21,12 +21,17 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
+    """Ready = this process reaches Redis and Kafka. The live worker count is reported, not
+    required: Kubernetes routes only to ready api pods, and an api unready for lack of workers
+    could no longer queue async jobs, take feedback, serve results or even say "no worker"
+    in problem+json; the worker tier has its own probes and autoscaler."""
     checks = {"redis": resources.store().ping(), "kafka": resources.producer().ping()}
     if not all(checks.values()):
         down = ", ".join(name for name, ok in checks.items() if not ok)
         raise Problem(503, "Service Unavailable", f"not ready: {down} unreachable",
                       {"Retry-After": "2"}, checks=checks)
-    return {"status": "ready", "checks": checks}
+    workers = resources.store().live_workers()
+    return {"status": "ready", "checks": checks, "workers": workers, "serving": workers > 0}
 
 
 SUMMARY_KEYS = ("version", "created", "origin", "metrics", "evaluation", "decision", "corpus",

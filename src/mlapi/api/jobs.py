@@ -14,10 +14,15 @@ from .problems import Problem
 def submit(texts: list[str], batch: bool, wait: bool) -> tuple[PredictJob, dict | None]:
     """Queue a job; when ``wait``, block for its result until the deadline.
 
-    Returns ``(job, result)``; result is None for ``wait=False``. Raises ``Problem`` 504 when
-    the deadline passes, and lets StoreUnavailable/QueueUnavailable become 503s.
+    Returns ``(job, result)``; result is None for ``wait=False``. Raises ``Problem`` 503 at once
+    when ``wait`` and no worker is alive, 504 when the deadline passes, and lets
+    StoreUnavailable/QueueUnavailable become 503s.
     """
     settings = current_app.config["MLAPI_SETTINGS"]
+    # Checked before charging: a refused request does not count against the rate limit.
+    # Without wait the job is still queued: a worker takes it when one comes.
+    if wait and resources.live_workers() == 0:
+        raise no_worker()
     charge(len(texts))
     timeout = settings.predict_timeout if wait else settings.async_timeout
     started = time.time()
@@ -52,6 +57,16 @@ def charge(cost: int) -> None:
         raise Problem(429, "Too Many Requests",
                       f"rate limit {settings.rate_limit} reached (batch texts count one each); "
                       f"retry in {wait} s", {"Retry-After": str(wait)})
+
+
+NO_WORKER_RETRY_AFTER = 5
+
+
+def no_worker() -> Problem:
+    return Problem(503, "Service Unavailable",
+                   "no prediction worker is serving right now (none has sent a heartbeat in "
+                   "the last seconds); retry shortly, or send ?wait=false to queue the job for "
+                   "when a worker starts", {"Retry-After": str(NO_WORKER_RETRY_AFTER)})
 
 
 def deadline_passed(job_id: str, timeout: float) -> Problem:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import atexit
 import threading
+import time
 
 from flask import Flask, current_app
 
 from ..kafka_bus import Producer
 from ..redis_store import Registry, Store
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: one factory may need another resource
 
 
 def _get(name: str, factory):
@@ -34,12 +35,40 @@ def registry() -> Registry:
     return _get("mlapi.registry", Registry)
 
 
+class WorkerPresence:
+    """How many workers beat in Redis, read at most once per ``every`` seconds per process.
+
+    A synchronous prediction with no live worker is answered 503 at once instead of waiting
+    out MLAPI_PREDICT_TIMEOUT; the cache keeps that check off Redis on the hot path.
+    """
+
+    def __init__(self, store: Store, every: float = 1.0, clock=time.monotonic):
+        self.store, self.every, self.clock = store, every, clock
+        self._lock = threading.Lock()
+        self._count = 0
+        self._read_at: float | None = None
+
+    def count(self) -> int:
+        """Live workers; raises StoreUnavailable when Redis cannot be read."""
+        with self._lock:
+            now = self.clock()
+            if self._read_at is None or now - self._read_at >= self.every:
+                self._count = self.store.live_workers()
+                self._read_at = now
+            return self._count
+
+
+def live_workers() -> int:
+    return _get("mlapi.presence", lambda settings: WorkerPresence(store())).count()
+
+
 def init_app(app: Flask) -> None:
     # Flush and close the producer and pools when the (gunicorn worker) process exits.
     atexit.register(close_all, app)
 
 
 def close_all(app: Flask) -> None:
+    app.extensions.pop("mlapi.presence", None)  # holds no connection of its own
     for name in ("mlapi.producer", "mlapi.store", "mlapi.registry"):
         resource = app.extensions.pop(name, None)
         if resource is not None:

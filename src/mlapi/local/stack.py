@@ -5,6 +5,11 @@ running ones), MLAPI_WORKERS worker processes, the feedback service (SQLite in M
 unless MLAPI_FEEDBACK_DB says otherwise) and the API under gunicorn. It trains the
 default model first when there is none, waits until a prediction goes through end to end,
 prints the URL, and on Ctrl-C or SIGTERM stops every process it started (newest first).
+
+While it runs it supervises what it started (``supervisor.py``): a worker or the feedback
+service that exits is restarted with back-off, and ``stack.json`` shows each process's pid,
+restarts and last exit. Redis, the broker or the API exiting, or a child crashing again and
+again, stops everything, with a message saying which process and why.
 """
 
 from __future__ import annotations
@@ -20,21 +25,26 @@ import urllib.request
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from ..config import Settings
 from . import servers
+from .supervisor import Child, RestartPolicy
 
 READY_TIMEOUT = 90.0
 
 
 class Stack:
     def __init__(self, settings: Settings, console: Console | None = None,
-                 log_to_files: bool = False):
+                 log_to_files: bool = False, policy: RestartPolicy | None = None):
         self.settings = settings
         self.console = console or Console(stderr=True)
         self.log_to_files = log_to_files
+        self.policy = policy or RestartPolicy()
         self.servers: list[servers.Server] = []
+        self.children: list[Child] = []
         self.state_dir = settings.state_dir
+        self._ready = False
         self._stop = False
 
     @property
@@ -64,20 +74,32 @@ class Stack:
         env = self.child_env()
         for n in range(self.settings.workers):
             self._start(servers.Server(f"worker-{n + 1}", [sys.executable, "-m", "mlapi", "worker"],
-                                       0, self._log(f"worker-{n + 1}"), env))
+                                       0, self._log(f"worker-{n + 1}"), env), restartable=True)
         self._start(servers.Server("feedback", [sys.executable, "-m", "mlapi", "feedback", "serve"],
-                                   0, self._log("feedback"), env))
+                                   0, self._log("feedback"), env), restartable=True)
         metrics_dir = self.state_dir / "prometheus"
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         api_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir.resolve())}
         self._start(servers.Server("api", api_argv(), self.settings.port, self._log("api"), api_env))
         self.wait_ready()
-        (self.state_dir / "stack.json").write_text(json.dumps({
-            "url": self.url, "redis_url": self.settings.redis_url,
-            "kafka_bootstrap": self.settings.kafka_bootstrap, "pid": os.getpid(),
-            "workers": self.settings.workers}, indent=2) + "\n")
+        self._ready = True
+        self.write_state()
         return self
+
+    def write_state(self) -> None:
+        """stack.json: where the servers are (for `mlapi retrain` & co.) and each process's state.
+
+        Written to a temporary file and renamed, so a reader never sees half of it.
+        """
+        state = {"url": self.url, "redis_url": self.settings.redis_url,
+                 "kafka_bootstrap": self.settings.kafka_bootstrap, "pid": os.getpid(),
+                 "workers": self.settings.workers,
+                 "processes": {child.name: child.state() for child in self.children}}
+        path = self.state_dir / "stack.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(state, indent=2) + "\n")
+        tmp.replace(path)
 
     def child_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLAPI_")}
@@ -89,9 +111,10 @@ class Stack:
         # The service's own logs go to the terminal; Redis's and the broker's to files.
         return self.state_dir / "logs" / f"{name}.log" if self.log_to_files else None
 
-    def _start(self, server: servers.Server) -> None:
+    def _start(self, server: servers.Server, restartable: bool = False) -> None:
         server.start()
         self.servers.append(server)
+        self.children.append(Child(server, restartable, self.policy))
 
     def _ensure_model(self) -> None:
         path = self.settings.resolved_model_path
@@ -111,7 +134,7 @@ class Stack:
         store = Store(self.settings)
         try:
             while time.monotonic() < deadline:
-                self._check_children()
+                self.supervise()
                 try:
                     if (http_request("GET", self.url + "/readyz")[0] == 200
                             and store.live_workers() >= self.settings.workers
@@ -128,15 +151,20 @@ class Stack:
         raise servers.ServerError(f"the stack was not ready within {timeout:g} s; "
                                   f"logs are in {self.state_dir / 'logs'}")
 
-    def _check_children(self) -> None:
-        for server in self.servers:
-            if not server.running:
-                raise servers.ServerError(f"{server.name} exited with "
-                                          f"{server.process.returncode}\n{server.log_tail()}")
+    def supervise(self) -> None:
+        """Restart children that exited (after their back-off); raise CrashLoop to give up."""
+        changed = False
+        for child in self.children:
+            event = child.check()
+            if event:
+                changed = True
+                self.console.print(f"[yellow]{escape(event)}", soft_wrap=True)
+        if changed and self._ready:
+            self.write_state()
 
     # --- run and stop ---------------------------------------------------------------------
     def serve_forever(self) -> int:
-        """Block until SIGINT/SIGTERM (0) or until a process dies (1)."""
+        """Block until SIGINT/SIGTERM (0), or until a child may not or cannot be restarted (1)."""
         def stop(signum, frame):
             self._stop = True
 
@@ -144,11 +172,11 @@ class Stack:
         signal.signal(signal.SIGTERM, stop)
         while not self._stop:
             try:
-                self._check_children()
+                self.supervise()
             except servers.ServerError as exc:
-                self.console.print(f"[red]{exc}; stopping everything")
+                self.console.print(f"[red]{escape(str(exc))}\nStopping everything.", soft_wrap=True)
                 return 1
-            time.sleep(0.5)
+            time.sleep(0.2)
         return 0
 
     def stop(self) -> None:
@@ -156,6 +184,7 @@ class Stack:
         for server in reversed(self.servers):
             server.stop()
         self.servers.clear()
+        self.children.clear()
         try:
             (self.state_dir / "stack.json").unlink()
         except FileNotFoundError:
@@ -191,7 +220,7 @@ def run(settings: Settings) -> int:
                       "-d '{\"text\": \"I love it\"}'")
         return stack.serve_forever()
     except servers.ServerError as exc:
-        console.print(f"[red]mlapi run failed: {exc}")
+        console.print(f"[red]mlapi run failed: {escape(str(exc))}", soft_wrap=True)
         return 1
     except KeyboardInterrupt:  # Ctrl-C while starting (training, waiting for readiness)
         return 130
