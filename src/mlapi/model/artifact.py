@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import zipfile
 from datetime import UTC, datetime
@@ -34,6 +35,48 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def build_time() -> datetime:
+    """Now, or ``SOURCE_DATE_EPOCH`` when set (reproducible builds: the image's model version)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    if epoch.isdigit():
+        return datetime.fromtimestamp(int(epoch), UTC)
+    return datetime.now(UTC)
+
+
+_OBJECT_ID = re.compile(rb'("__id__": |"file": ")(\d+)')
+
+
+def _normalize_zip(path: Path) -> None:
+    """Rewrite the archive so that the same model always gives the same bytes.
+
+    skops names objects by their ``id()`` (a memory address: different on every run), both
+    in schema.json and in the names of the .npy files, and stamps each entry with the time.
+    Ids are renumbered in order of first appearance (a bijection, so shared references stay
+    shared) and every entry gets a fixed time and order.
+    """
+    with zipfile.ZipFile(path) as src:
+        entries = {info.filename: src.read(info) for info in src.infolist()}
+    numbers: dict[bytes, bytes] = {}
+
+    def renumber(match: re.Match) -> bytes:
+        new = numbers.setdefault(match.group(2), str(len(numbers) + 1).encode())
+        return match.group(1) + new
+
+    entries["schema.json"] = _OBJECT_ID.sub(renumber, entries["schema.json"])
+    renamed = {}
+    for name, data in entries.items():
+        stem, dot, ext = name.partition(".")
+        if ext == "npy" and stem.encode() in numbers:
+            name = numbers[stem.encode()].decode() + dot + ext
+        renamed[name] = data
+    with zipfile.ZipFile(path, "w") as dst:
+        for name in sorted(renamed):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            dst.writestr(info, renamed[name], compresslevel=6)
+
+
 def meta_path(model_path: Path) -> Path:
     return model_path.with_suffix(".json")
 
@@ -47,8 +90,9 @@ def save(model, path: Path, metadata: dict) -> dict:
     os.close(fd)
     try:
         sio.dump(model, tmp, compression=zipfile.ZIP_DEFLATED)
+        _normalize_zip(Path(tmp))
         digest = sha256_of(Path(tmp))
-        created = datetime.now(UTC)
+        created = build_time()
         meta = {
             "version": metadata.get("version") or f"{created:%Y%m%dT%H%M%SZ}-{digest[:8]}",
             "created": created.isoformat(timespec="seconds"),
