@@ -55,8 +55,13 @@ class Settings:
     api_threads: int = 32
     # Path of the model archive (.skops) the workers serve; metadata sits beside it as .json.
     model_path: Path | None = None
-    # Port of a worker's Prometheus endpoint; 0 turns it off (the local stack runs several).
+    # Port of a worker's /healthz and /metrics; 0 turns them off (the local stack runs several).
     worker_metrics_port: int = 0
+    # Address the worker's and the feedback service's /healthz and /metrics bind to.
+    probe_host: str = "0.0.0.0"
+    # Seconds a worker's or the feedback service's loop may go without progress before its
+    # /healthz answers 503 (Kubernetes then restarts it).
+    liveness_seconds: float = 60.0
     # Largest request body in bytes (413 above).
     max_body_bytes: int = 1_048_576
     # JSON file of hashed API keys (`mlapi tokens create`); unset: the API is open to anyone.
@@ -82,7 +87,7 @@ class Settings:
     # A correction that contradicts a prediction at least this confident is held until a second
     # client confirms it (or `mlapi feedback confirm`); 1 turns the guard off.
     feedback_hold_confidence: float = 0.9
-    # Port of the feedback service's Prometheus endpoint; 0 turns it off.
+    # Port of the feedback service's /healthz and /metrics; 0 turns them off.
     feedback_metrics_port: int = 0
     # Sample weight of one accepted correction against one corpus row when retraining.
     retrain_feedback_weight: float = 10.0
@@ -137,7 +142,7 @@ class Settings:
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"MLAPI_{name.upper()} must be between 0 and 1")
         for name in ("predict_timeout", "async_timeout", "retrain_feedback_weight",
-                     "model_check_seconds"):
+                     "model_check_seconds", "liveness_seconds"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"MLAPI_{name.upper()} must be positive")
         if self.batch_wait_ms < 0:

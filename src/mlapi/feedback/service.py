@@ -16,10 +16,10 @@ import socket
 import time
 
 from kafka.errors import CommitFailedError, KafkaError
-from prometheus_client import Counter, Gauge, start_http_server
+from prometheus_client import Counter, Gauge
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import kafka_bus
+from .. import kafka_bus, probes
 from ..config import Settings
 from ..contracts import FeedbackMessage
 from ..redis_store import StoreUnavailable
@@ -48,6 +48,7 @@ class FeedbackService:
         self.stopping = False
         self.stored = 0
         self._stats_at = 0.0
+        self.liveness = probes.Liveness(settings.liveness_seconds)
 
     def request_stop(self, signum=None, frame=None) -> None:
         self.stopping = True
@@ -57,8 +58,15 @@ class FeedbackService:
         signal.signal(signal.SIGINT, self.request_stop)
 
     def run(self) -> None:
-        if self.settings.feedback_metrics_port:
-            start_http_server(self.settings.feedback_metrics_port)
+        probe = probes.serve(self.settings.probe_host, self.settings.feedback_metrics_port,
+                             self.liveness) if self.settings.feedback_metrics_port else None
+        try:
+            self._consume()
+        finally:
+            if probe is not None:
+                probe.shutdown()
+
+    def _consume(self) -> None:
         consumer = self._connect()
         if consumer is None:
             return
@@ -68,6 +76,7 @@ class FeedbackService:
             while not self.stopping:
                 self._publish_stats()
                 polled = consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS)
+                self.liveness.tick()
                 records = [r for batch in polled.values() for r in batch]
                 if records and self.handle(records):
                     self._commit(consumer)
@@ -87,6 +96,7 @@ class FeedbackService:
                                           max_records=MAX_RECORDS)
             except KafkaError as exc:
                 log.warning("waiting for Kafka: %s", exc)
+                self.liveness.tick()
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
         return None
@@ -113,6 +123,7 @@ class FeedbackService:
                     log.warning("stopping with an unstored batch; it stays uncommitted: %s", exc)
                     return False
                 log.warning("database unavailable, retrying: %s", exc)
+                self.liveness.tick()
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
         for row in new:

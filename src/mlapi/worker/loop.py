@@ -16,9 +16,9 @@ import socket
 import time
 
 from kafka.errors import CommitFailedError, KafkaError
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Histogram
 
-from .. import kafka_bus
+from .. import kafka_bus, probes
 from ..config import Settings
 from ..contracts import PredictJob, prediction
 from ..redis_store import StoreUnavailable
@@ -50,6 +50,7 @@ class Worker:
         self.stopping = False
         self.processed = 0
         self._last_beat = 0.0
+        self.liveness = probes.Liveness(settings.liveness_seconds)
 
     # --- lifecycle ---------------------------------------------------------------------
     def request_stop(self, signum=None, frame=None) -> None:
@@ -61,10 +62,12 @@ class Worker:
         signal.signal(signal.SIGINT, self.request_stop)
 
     def run(self) -> None:
-        if self.settings.worker_metrics_port:
-            start_http_server(self.settings.worker_metrics_port)
+        probe = probes.serve(self.settings.probe_host, self.settings.worker_metrics_port,
+                             self.liveness) if self.settings.worker_metrics_port else None
         consumer = self._connect()
         if consumer is None:
+            if probe is not None:
+                probe.shutdown()
             return
         log.info("worker %s serving model %s (batch_max=%d, batch_wait_ms=%d)", self.worker_id,
                  self.predictor.version, self.settings.batch_max, self.settings.batch_wait_ms)
@@ -73,6 +76,7 @@ class Worker:
                 self._swap_model()
                 self._beat(consumer)
                 records = self.poll_batch(consumer)
+                self.liveness.tick()
                 if not records:
                     continue
                 if self.handle(records):
@@ -84,6 +88,8 @@ class Worker:
                 self.store.forget_worker(self.worker_id)
             except StoreUnavailable:
                 pass
+            if probe is not None:
+                probe.shutdown()
             log.info("worker %s stopped after %d jobs", self.worker_id, self.processed)
 
     def _connect(self):
@@ -95,6 +101,7 @@ class Worker:
                 return kafka_bus.consumer(self.settings, client_id=self.worker_id)
             except (KafkaError, StoreUnavailable) as exc:
                 log.warning("waiting for Kafka/Redis: %s", exc)
+                self.liveness.tick()  # waiting on a dependency is not being wedged
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
         return None
@@ -213,6 +220,7 @@ class Worker:
                     log.warning("stopping with an unstored batch; it stays uncommitted: %s", exc)
                     return False
                 log.warning("cannot store results, retrying: %s", exc)
+                self.liveness.tick()
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
