@@ -4,6 +4,8 @@ import re
 
 import pytest
 
+from mlapi.api.compat import FEEDBACK_FIELDS
+
 
 def test_predict_from_the_query_string(client):
     r = client.post("/predict", query_string={"text": "I love this, it is wonderful"})
@@ -69,3 +71,59 @@ def test_page_sends_security_headers(client):
     csp = r.headers["Content-Security-Policy"]
     assert "default-src 'none'" in csp and "form-action 'self'" in csp
     assert r.headers["X-Frame-Options"] == "DENY" and r.headers["X-Content-Type-Options"] == "nosniff"
+
+
+# The /feedback form: each field is one string; a repeated field is ambiguous and refused before
+# anything is recorded, whatever its values (werkzeug's test client repeats a key given a list).
+@pytest.mark.parametrize("form, repeated", [
+    ({"verdict": ["right", "wrong"]}, "verdict"),
+    ({"verdict": ["right", "right"]}, "verdict"),
+    ({"verdict": ["1/0", "\x16", "sd"]}, "verdict"),
+    ({"verdict": "wrong", "label": ["positive", "negative"]}, "label"),
+    ({"report": ["this answer was wrong", "and this one"]}, "report"),
+    ({"report": "x", "id": ["3f2b8c9d0e1f4a5b6c7d8e9f0a1b2c3d"] * 2}, "id"),
+    ({"report": "x", "token": ["a", "b"]}, "token"),
+    ({"report": ["x", "y"], "verdict": ["right", "wrong"]}, "report, verdict"),
+])
+def test_feedback_form_refuses_a_repeated_field(client, form, repeated):
+    r = client.post("/feedback", data=form)
+    assert r.status_code == 400 and r.mimetype == "text/html"
+    assert f"the form repeated: {repeated}." in r.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("form, error", [
+    ({"report": "x", "verdict": "maybe"}, "The verdict must be right or wrong."),
+    ({"report": "x", "verdict": "1/0"}, "The verdict must be right or wrong."),
+    ({"report": "x", "verdict": "RIGHT"}, "The verdict must be right or wrong."),
+    ({"report": "x", "verdict": "right "}, "The verdict must be right or wrong."),
+    ({"report": "x", "verdict": "null"}, "The verdict must be right or wrong."),
+    ({"report": "x", "label": "great"}, "Pick one of negative, neutral, positive."),
+    ({"report": "x", "label": "Positivo"}, "Pick one of negative, neutral, positive."),
+    ({"report": "x", "verdict": "wrong", "label": "[]"}, "Pick one of negative, neutral, positive."),
+])
+def test_feedback_form_refuses_a_value_outside_its_enum(client, form, error):
+    r = client.post("/feedback", data=form)
+    assert r.status_code == 400 and error in r.get_data(as_text=True)
+
+
+def test_feedback_form_refuses_the_fuzzers_repeated_verdict(client):
+    # The shape schemathesis reported: junk keys, some repeated, and verdict many times.
+    body = "%11%02=a&%11%02=b&=J&verdict=1%2F0&verdict=B%02%0A&verdict=%16"
+    r = client.post("/feedback", data=body, content_type="application/x-www-form-urlencoded")
+    assert r.status_code == 400 and "the form repeated: verdict." in r.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("form", [{"report": "this answer was wrong"}, {"report": "x", "junk": ["1", "2"]},
+                                  {}])
+def test_feedback_form_course_posts_still_answer_the_page(client, form):
+    # Fields the form does not take are ignored, repeated or not, as the course expects.
+    r = client.post("/feedback", data=form)
+    assert r.status_code == 200 and r.mimetype == "text/html"
+
+
+def test_feedback_form_is_documented_as_one_string_per_field(client):
+    form = client.get("/openapi.json").json["paths"]["/feedback"]["post"]["requestBody"]["content"]
+    props = form["application/x-www-form-urlencoded"]["schema"]["properties"]
+    # Typed as strings: a bare enum would let a fuzzer send objects, which no form can carry.
+    assert set(props) == set(FEEDBACK_FIELDS)
+    assert all(schema["type"] == "string" for schema in props.values())

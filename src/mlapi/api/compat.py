@@ -20,6 +20,8 @@ from .problems import Problem
 
 bp = Blueprint("compat", __name__)
 _FAILED = {"success": False, "prediction": None, "score": None}
+# The /feedback form's fields (as /openapi.json declares them): each is one string, sent at most once.
+FEEDBACK_FIELDS = ("report", "id", "verdict", "label", "token")
 
 
 @bp.post("/predict")
@@ -93,6 +95,12 @@ def feedback_page():
         return _page()
     form = request.form
     report = form.get("report", "")
+    # A field sent twice (verdict=right&verdict=wrong) is ambiguous: refuse it rather than pick one.
+    # Before authentication, since that reads the token field too.
+    repeated = [name for name in FEEDBACK_FIELDS if len(form.getlist(name)) > 1]
+    if repeated:
+        fields = ", ".join(repeated)
+        return _page(text=report, error=f"Send each field once; the form repeated: {fields}."), 400
     refused = _form_auth("/feedback", "feedback", report)
     if refused:
         return refused

@@ -150,15 +150,19 @@ SPEC = {
             "post": {"summary": "Report a wrong answer (course field report) or mark a prediction right/wrong",
                      "operationId": "feedbackForm",
                      "requestBody": {"required": False, "content": {"application/x-www-form-urlencoded": {
+                         # A form field is one string: typed so, not as a bare enum that would admit
+                         # arrays and objects no form can carry. Each field at most once, else 400.
                          "schema": {"type": "object", "properties": {
                              "report": {"type": "string", "description": "The text whose answer was wrong"},
                              "id": {"type": "string", "description": "The prediction's id (the page sends it)"},
-                             "verdict": {"enum": ["", "right", "wrong"]},
-                             "label": {"enum": ["", *LABELS]},
-                             "token": {"type": "string"}}}}}},
+                             "verdict": {"type": "string", "enum": ["", "right", "wrong"]},
+                             "label": {"type": "string", "enum": ["", *LABELS]},
+                             "token": {"type": "string"}},
+                             "description": "Each field at most once; a repeated field is answered 400"}}}},
                      "responses": {code: {"description": desc, "content": {"text/html": {"schema": {"type": "string"}}}}
                                    for code, desc in (("200", "The page thanking for the report"),
-                                                      ("400", "The page asking for a valid label or verdict"),
+                                                      ("400", "The page asking for a valid label or verdict, "
+                                                              "or for each field once"),
                                                       ("401", "The page asking for an API token"),
                                                       ("403", "The page saying the token lacks the feedback scope"),
                                                       ("503", "The page saying the service is down"))}},
