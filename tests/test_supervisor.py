@@ -1,5 +1,5 @@
-"""The restart policy of `mlapi run`, on a fake clock and fake processes (the real stack is
-supervised in test_stack.py)."""
+"""The restart policy of `mlapi run`: first on a fake clock with fake processes, then on the
+real stack, started as `make run` starts it."""
 
 from __future__ import annotations
 
