@@ -71,6 +71,6 @@ def test_killed_mid_stream_nothing_lost_nothing_twice(redis_server, kafka_server
     assert sorted(r.feedback_id for r in rows) == sorted(sent)
     assert stats["duplicate"] == TOTAL // 10 and stats["accepted"] == TOTAL - TOTAL // 10
     published = wait_for(lambda: (s := store.feedback_stats()) and s["received"] == TOTAL and s,
-                         timeout=10, what="stats in Redis")
+                         timeout=30, what="stats in Redis")
     store.close()
     assert published["by_label"]["positive"] == stats["accepted"]

@@ -51,7 +51,7 @@ def test_worker_registers_its_model_when_the_registry_is_empty(swap_env, model_p
     # Redis loses the registry: the worker puts its model back within a check interval.
     for key in registry.redis.scan_iter(match=registry.key("*")):
         registry.redis.delete(key)
-    wait_for(registry.champion, timeout=10, what="the champion re-registered")
+    wait_for(registry.champion, timeout=30, what="the champion re-registered")
     assert client.get("/v1/models").json["current"]["sha256"] == meta["sha256"]
 
 
@@ -78,7 +78,9 @@ def test_swap_under_concurrent_load_answers_everything_in_time(swap_env, model_p
     promoted = time.monotonic()
     registry.promote(new["version"])
     try:
-        wait_for(lambda: any(v == new["version"] for _, _, v in results[-8:]), timeout=10,
+        # A generous bound: loading the archive takes ~3.5 s alone, several times that with
+        # both cores busy; the time it took is printed, and the README has the unloaded figure.
+        wait_for(lambda: any(v == new["version"] for _, _, v in results[-8:]), timeout=60,
                  what="answers from the new model")
         swapped_after = time.monotonic() - promoted
         time.sleep(1.0)
