@@ -83,7 +83,11 @@ def test_a_crash_is_restarted_after_its_backoff(clock):
                              "state": "running"}
 
 
-def test_backoff_doubles_up_to_the_cap(clock):
+@pytest.mark.parametrize(("up_for", "expected"), [
+    (0, ["1", "2", "4", "4", "4"]),   # crashes again at once: doubles up to the cap
+    (31, ["1", "1", "1", "1", "1"]),  # up longer than stable_after each time: starts afresh
+])
+def test_backoff_doubles_up_to_the_cap_and_resets_after_a_stable_run(clock, up_for, expected):
     server = FakeServer()
     child = Child(server, True, RestartPolicy(initial_backoff=1, max_backoff=4, max_crashes=99,
                                               window=1000, stable_after=30), clock)
@@ -92,22 +96,9 @@ def test_backoff_doubles_up_to_the_cap(clock):
         server.crash(1)
         delays.append(child.check().rsplit(" ", 2)[1])
         clock.now = child.restart_at
-        child.check()  # restarted; it crashes again right away
-    assert delays == ["1", "2", "4", "4", "4"]
-
-
-def test_backoff_starts_afresh_after_a_stable_run(clock):
-    server = FakeServer()
-    child = Child(server, True, RestartPolicy(initial_backoff=1, max_backoff=4, max_crashes=99,
-                                              window=1000, stable_after=30), clock)
-    delays = []
-    for _ in range(4):
-        server.crash(1)
-        delays.append(child.check().rsplit(" ", 2)[1])
-        clock.now = child.restart_at
-        child.check()
-        clock.now += 31  # up longer than stable_after before the next crash
-    assert delays == ["1", "1", "1", "1"]
+        child.check()  # restarted
+        clock.now += up_for
+    assert delays == expected
 
 
 def test_repeated_crashes_in_the_window_give_up_naming_the_process(clock):

@@ -41,11 +41,15 @@ class Stack:
         self.console = console or Console(stderr=True)
         self.log_to_files = log_to_files
         self.policy = policy or RestartPolicy()
-        self.servers: list[servers.Server] = []
         self.children: list[Child] = []
         self.state_dir = settings.state_dir
         self._ready = False
         self._stop = False
+
+    @property
+    def servers(self) -> list[servers.Server]:
+        """Every process started, oldest first."""
+        return [child.server for child in self.children]
 
     @property
     def url(self) -> str:
@@ -113,7 +117,6 @@ class Stack:
 
     def _start(self, server: servers.Server, restartable: bool = False) -> None:
         server.start()
-        self.servers.append(server)
         self.children.append(Child(server, restartable, self.policy))
 
     def _ensure_model(self) -> None:
@@ -183,7 +186,6 @@ class Stack:
         # Newest first: the API stops taking requests before the workers and servers go.
         for server in reversed(self.servers):
             server.stop()
-        self.servers.clear()
         self.children.clear()
         try:
             (self.state_dir / "stack.json").unlink()

@@ -64,10 +64,15 @@ class Worker:
     def run(self) -> None:
         probe = probes.serve(self.settings.probe_host, self.settings.worker_metrics_port,
                              self.liveness) if self.settings.worker_metrics_port else None
-        consumer = self._connect()
-        if consumer is None:
+        try:
+            self._consume()
+        finally:
             if probe is not None:
                 probe.shutdown()
+
+    def _consume(self) -> None:
+        consumer = self._connect()
+        if consumer is None:
             return
         log.info("worker %s serving model %s (batch_max=%d, batch_wait_ms=%d)", self.worker_id,
                  self.predictor.version, self.settings.batch_max, self.settings.batch_wait_ms)
@@ -88,8 +93,6 @@ class Worker:
                 self.store.forget_worker(self.worker_id)
             except StoreUnavailable:
                 pass
-            if probe is not None:
-                probe.shutdown()
             log.info("worker %s stopped after %d jobs", self.worker_id, self.processed)
 
     def _connect(self):
