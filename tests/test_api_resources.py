@@ -33,6 +33,15 @@ def test_worker_count_is_read_at_most_once_a_second():
     assert presence.count() == 0 and store.reads == 2
 
 
+def test_no_worker_is_never_cached():
+    # Every API process must see a worker that has just joined, not a second-old "none".
+    now = [0.0]
+    store = CountingStore([0, 0, 1, 1])
+    presence = WorkerPresence(store, every=1.0, clock=lambda: now[0])
+    assert [presence.count() for _ in range(3)] == [0, 0, 1] and store.reads == 3
+    assert presence.count() == 1 and store.reads == 3
+
+
 def test_redis_down_is_not_cached_as_no_worker():
     now = [0.0]
     store = CountingStore([StoreUnavailable("down"), 1])

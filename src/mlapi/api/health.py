@@ -30,7 +30,7 @@ def readyz():
         down = ", ".join(name for name, ok in checks.items() if not ok)
         raise Problem(503, "Service Unavailable", f"not ready: {down} unreachable",
                       {"Retry-After": "2"}, checks=checks)
-    workers = resources.live_workers()  # the same once-a-second count predictions use
+    workers = resources.live_workers()  # the same cached count predictions use
     return {"status": "ready", "checks": checks, "workers": workers, "serving": workers > 0}
 
 
