@@ -29,6 +29,7 @@ def test_empty_variable_means_default():
     ("MLAPI_PREDICT_TIMEOUT", "-1", "MLAPI_PREDICT_TIMEOUT must be positive"),
     ("MLAPI_BATCH_WAIT_MS", "-5", "MLAPI_BATCH_WAIT_MS must not be negative"),
     ("MLAPI_PORT", "70000", "ports must be between"),
+    ("MLAPI_KAFKA_SECURITY_PROTOCOL", "TLS", "must be one of PLAINTEXT, SSL, SASL_PLAINTEXT"),
 ])
 def test_bad_values_name_the_variable(name, value, message):
     with pytest.raises(ValueError, match=message):
@@ -38,3 +39,26 @@ def test_bad_values_name_the_variable(name, value, message):
 def test_as_env_round_trips():
     s = Settings(port=8123, workers=3, model_path=Path("/tmp/m.skops"), redis_url="redis://x/1")
     assert Settings.from_env(s.as_env()) == s
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"MLAPI_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "MLAPI_KAFKA_SASL_MECHANISM must be one of"),
+    ({"MLAPI_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "MLAPI_KAFKA_SASL_MECHANISM": "GSSAPI"},
+     "MLAPI_KAFKA_SASL_MECHANISM must be one of"),
+    ({"MLAPI_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "MLAPI_KAFKA_SASL_MECHANISM": "PLAIN",
+      "MLAPI_KAFKA_SASL_USERNAME": "mlapi"}, "MLAPI_KAFKA_SASL_PASSWORD are required"),
+])
+def test_sasl_needs_a_mechanism_and_credentials(env, message):
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env(env)
+
+
+def test_secrets_stay_out_of_repr():
+    settings = Settings.from_env({"MLAPI_REDIS_PASSWORD": "r-secret",
+                                  "MLAPI_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                                  "MLAPI_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+                                  "MLAPI_KAFKA_SASL_USERNAME": "mlapi",
+                                  "MLAPI_KAFKA_SASL_PASSWORD": "k-secret"})
+    assert "r-secret" not in repr(settings) and "k-secret" not in repr(settings)
+    # ... but they do reach child processes, which rebuild the settings from the environment.
+    assert Settings.from_env(settings.as_env()) == settings

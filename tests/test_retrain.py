@@ -207,3 +207,27 @@ def test_swapped_labels_are_never_promoted(redis_server, kafka_server, model_pat
     assert db.runs(1)[0].decision == decision["decision"]
     registry.close()
     db.close()
+
+
+def test_retrain_every_keeps_going_after_a_failed_run_and_stops_on_sigterm(redis_server, tmp_path):
+    """The feedback pod's sidecar: a run that fails (no champion yet) does not end the loop."""
+    import signal
+    import subprocess
+    import sys
+
+    settings = make_settings(redis_server.port, 1, tmp_path / "none.skops",
+                             feedback_db=f"sqlite:///{tmp_path / 'feedback.db'}")
+    log = tmp_path / "retrain.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "mlapi", "retrain", "--every", "0.2"],
+                                env={**os.environ, **settings.as_env()}, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: log.read_text().count("run finished (exit 1)") >= 2, 60,
+                 "two failed runs")
+        assert "the registry has no champion" in log.read_text()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait()

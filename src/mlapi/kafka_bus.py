@@ -37,6 +37,18 @@ def bootstrap(settings: Settings) -> list[str]:
     return servers
 
 
+def security(settings: Settings) -> dict:
+    """Client options for TLS and SASL (managed Kafka, Strimzi); nothing extra for PLAINTEXT."""
+    options: dict = {"security_protocol": settings.kafka_security_protocol}
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL") and settings.kafka_ssl_cafile:
+        options["ssl_cafile"] = str(settings.kafka_ssl_cafile)
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        options.update(sasl_mechanism=settings.kafka_sasl_mechanism,
+                       sasl_plain_username=settings.kafka_sasl_username,
+                       sasl_plain_password=settings.kafka_sasl_password)
+    return options
+
+
 def ensure_topics(settings: Settings) -> None:
     """Create the predict and feedback topics if missing; existing topics are left as they are."""
     topics = [
@@ -49,7 +61,8 @@ def ensure_topics(settings: Settings) -> None:
                                 "cleanup.policy": "delete"}),
     ]
     admin = KafkaAdminClient(bootstrap_servers=bootstrap(settings), client_id="mlapi-admin",
-                             request_timeout_ms=5000, bootstrap_timeout_ms=CONNECT_TIMEOUT_MS)
+                             request_timeout_ms=5000, bootstrap_timeout_ms=CONNECT_TIMEOUT_MS,
+                             **security(settings))
     try:
         for topic in topics:
             try:
@@ -91,6 +104,7 @@ class Producer:
                         delivery_timeout_ms=5000,
                         retry_backoff_ms=50,
                         reconnect_backoff_max_ms=1000,
+                        **security(self.settings),
                     )
                 except KafkaError as exc:
                     raise QueueUnavailable(f"Kafka at {self.settings.kafka_bootstrap} is "
@@ -156,4 +170,5 @@ def consumer(settings: Settings, client_id: str, topic: str | None = None,
         request_timeout_ms=max(30000, session + 5000),
         bootstrap_timeout_ms=CONNECT_TIMEOUT_MS * 5,
         reconnect_backoff_max_ms=1000,
+        **security(settings),
     )

@@ -36,8 +36,10 @@ class StoreUnavailable(RuntimeError):
     """Redis could not be reached or answered in time."""
 
 
-def _client(url: str, socket_timeout: float) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=socket_timeout,
+def _client(url: str, socket_timeout: float, password: str = "") -> redis.Redis:
+    # A password in the URL wins over MLAPI_REDIS_PASSWORD (redis-py lets the URL override).
+    return redis.Redis.from_url(url, password=password or None,
+                                socket_connect_timeout=1.0, socket_timeout=socket_timeout,
                                 retry=_RETRY, health_check_interval=30, decode_responses=False)
 
 
@@ -48,10 +50,12 @@ class Store:
         self.settings = settings
         self.prefix = settings.redis_prefix
         self.ttl = settings.result_ttl
-        self.redis = _client(settings.redis_url, socket_timeout=2.0)
+        self.redis = _client(settings.redis_url, socket_timeout=2.0,
+                             password=settings.redis_password)
         # Blocking waits get their own pool whose read timeout outlasts the longest wait.
         self._blocking = _client(settings.redis_url,
-                                 socket_timeout=max(settings.predict_timeout, 1.0) + 2.0)
+                                 socket_timeout=max(settings.predict_timeout, 1.0) + 2.0,
+                                 password=settings.redis_password)
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -211,7 +215,8 @@ class Registry:
         self.prefix = settings.redis_prefix
         self.keep = settings.model_keep
         # Archives are megabytes: a longer read timeout than the request path's.
-        self.redis = _client(settings.redis_url, socket_timeout=15.0)
+        self.redis = _client(settings.redis_url, socket_timeout=15.0,
+                             password=settings.redis_password)
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, "models", *parts))
