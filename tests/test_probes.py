@@ -62,6 +62,10 @@ def test_a_real_worker_serves_its_probes(redis_server, kafka_server, model_path,
         status, _, body = get(url + "/healthz")
         assert status == 200 and json.loads(body)["last_progress_seconds"] < 5
         assert "mlapi_worker_jobs_total" in get(url + "/metrics")[2]
+        # The version it serves, for the chart's dashboard (read from its metadata file).
+        version = json.loads(model_path.with_suffix(".json").read_text())["version"]
+        wait_for(lambda: f'mlapi_worker_model_info{{version="{version}"}} 1.0'
+                 in get(url + "/metrics")[2], 30, "the served version in /metrics")
     finally:
         worker.stop()
     assert worker.process.returncode == 0

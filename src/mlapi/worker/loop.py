@@ -16,7 +16,7 @@ import socket
 import time
 
 from kafka.errors import CommitFailedError, KafkaError
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from .. import kafka_bus, probes
 from ..config import Settings
@@ -30,6 +30,9 @@ TEXTS = Counter("mlapi_worker_texts_total", "Texts predicted by this worker")
 BATCH = Histogram("mlapi_worker_batch_texts", "Texts per predict call",
                   buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
 PREDICT_SECONDS = Histogram("mlapi_worker_predict_seconds", "Time of one batched predict call")
+# Value 1 for the version this worker serves, so dashboards can show versions during a swap.
+MODEL = Gauge("mlapi_worker_model_info", "The model version this worker serves (value 1)",
+              ["version"])
 QUEUE_WAIT = Histogram("mlapi_worker_queue_wait_seconds", "From enqueue to a worker picking it up",
                        buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
 
@@ -74,6 +77,7 @@ class Worker:
         consumer = self._connect()
         if consumer is None:
             return
+        self._show_model(None)
         log.info("worker %s serving model %s (batch_max=%d, batch_wait_ms=%d)", self.worker_id,
                  self.predictor.version, self.settings.batch_max, self.settings.batch_wait_ms)
         try:
@@ -114,7 +118,13 @@ class Worker:
         fresh = self.models.take() if self.models is not None else None
         if fresh is not None:
             log.info("now serving model %s (was %s)", fresh.version, self.predictor.version)
-            self.predictor = fresh
+            old, self.predictor = self.predictor.version, fresh
+            self._show_model(old)
+
+    def _show_model(self, old: str | None) -> None:
+        if old is not None and old != self.predictor.version:
+            MODEL.remove(old)
+        MODEL.labels(self.predictor.version).set(1)
 
     def _beat(self, consumer) -> None:
         now = time.monotonic()
