@@ -1,0 +1,119 @@
+{{/*
+Names are fixed by the mlapi chart contract (no .Chart.Name / nameOverride tricks):
+  StatefulSet + client Service  <release>-kafka
+  headless Service              <release>-kafka-headless
+*/}}
+{{- define "kafka.fullname" -}}
+{{- printf "%s-kafka" .Release.Name -}}
+{{- end -}}
+
+{{- define "kafka.headlessServiceName" -}}
+{{- printf "%s-kafka-headless" .Release.Name -}}
+{{- end -}}
+
+{{- define "kafka.clusterIdSecretName" -}}
+{{- printf "%s-kafka-cluster-id" .Release.Name -}}
+{{- end -}}
+
+{{- define "kafka.serviceAccountName" -}}
+{{- include "kafka.fullname" . -}}
+{{- end -}}
+
+{{/* Fail early instead of producing names Kubernetes rejects (DNS-1035 labels, max 63 chars). */}}
+{{- define "kafka.validate" -}}
+{{- $headless := include "kafka.headlessServiceName" . -}}
+{{- if gt (len $headless) 63 -}}
+{{- fail (printf "kafka: release name %q is too long; %q must be at most 63 characters" .Release.Name $headless) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "kafka.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Selector labels: name + instance only (contract). */}}
+{{- define "kafka.selectorLabels" -}}
+app.kubernetes.io/name: kafka
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Common labels for every object (contract). */}}
+{{- define "kafka.labels" -}}
+helm.sh/chart: {{ include "kafka.chart" . }}
+{{ include "kafka.selectorLabels" . }}
+app.kubernetes.io/component: kafka
+app.kubernetes.io/part-of: mlapi
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "kafka.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "kafka.replicas" -}}
+{{- .Values.replicaCount | int -}}
+{{- end -}}
+
+{{/* Replication factor for internal and new topics: min(3, replicas). */}}
+{{- define "kafka.replicationFactor" -}}
+{{- min 3 (include "kafka.replicas" . | int) -}}
+{{- end -}}
+
+{{/* min.insync.replicas / transaction.state.log.min.isr: 2 with >= 3 replicas, else 1. */}}
+{{- define "kafka.minIsr" -}}
+{{- if ge (include "kafka.replicas" . | int) 3 -}}2{{- else -}}1{{- end -}}
+{{- end -}}
+
+{{/* FQDN suffix of the pods: <headless>.<namespace>.svc.<clusterDomain> */}}
+{{- define "kafka.podDomain" -}}
+{{- printf "%s.%s.svc.%s" (include "kafka.headlessServiceName" .) .Release.Namespace .Values.clusterDomain -}}
+{{- end -}}
+
+{{/* controller.quorum.voters: 0@R-kafka-0.R-kafka-headless.N.svc.cluster.local:9093,... */}}
+{{- define "kafka.quorumVoters" -}}
+{{- $fullname := include "kafka.fullname" . -}}
+{{- $domain := include "kafka.podDomain" . -}}
+{{- $voters := list -}}
+{{- range $i := until (include "kafka.replicas" . | int) -}}
+{{- $voters = append $voters (printf "%d@%s-%d.%s:9093" $i $fullname $i $domain) -}}
+{{- end -}}
+{{- join "," $voters -}}
+{{- end -}}
+
+{{/*
+KRaft cluster id. See templates/secret.yaml for why it is derived and not random.
+sha256 hex digits are valid base64url characters; 21 of them + "A" is a 22-character
+base64url string whose last character carries no set low bits, so Kafka's
+Uuid.fromString() decodes it to exactly 16 bytes.
+*/}}
+{{- define "kafka.clusterId" -}}
+{{- if .Values.clusterId -}}
+{{- .Values.clusterId -}}
+{{- else -}}
+{{- printf "%sA" (sha256sum (printf "%s/%s/mlapi-kafka" .Release.Namespace .Release.Name) | trunc 21) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Network policies are on unless global.networkPolicy.enabled is explicitly false.
+A missing `global` (standalone render) counts as enabled. Returns "true" or "false".
+*/}}
+{{- define "kafka.networkPolicyEnabled" -}}
+{{- $global := .Values.global | default dict -}}
+{{- $np := $global.networkPolicy | default dict -}}
+{{- if and (hasKey $np "enabled") (not $np.enabled) -}}false{{- else -}}true{{- end -}}
+{{- end -}}
+
+{{/* Render a server.properties value: strings verbatim, numbers/bools without float notation. */}}
+{{- define "kafka.propertyValue" -}}
+{{- if kindIs "string" . -}}
+{{- . -}}
+{{- else -}}
+{{- toJson . -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,76 @@
+{{/*
+Names are fixed by the mlapi chart contract: <release>-redis and <release>-redis-headless.
+*/}}
+{{- define "redis.fullname" -}}
+{{- printf "%s-redis" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "redis.headlessName" -}}
+{{- printf "%s-redis-headless" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "redis.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Selector labels: name + instance only. */}}
+{{- define "redis.selectorLabels" -}}
+app.kubernetes.io/name: redis
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Standard labels for every object (and the pod template). */}}
+{{- define "redis.labels" -}}
+{{ include "redis.selectorLabels" . }}
+app.kubernetes.io/component: redis
+app.kubernetes.io/part-of: mlapi
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+helm.sh/chart: {{ include "redis.chart" . }}
+{{- end -}}
+
+{{/* Name of the Secret holding the password. */}}
+{{- define "redis.secretName" -}}
+{{- if .Values.auth.existingSecret -}}
+{{- .Values.auth.existingSecret -}}
+{{- else -}}
+{{- include "redis.fullname" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Key inside the Secret holding the password. */}}
+{{- define "redis.secretPasswordKey" -}}
+{{- if .Values.auth.existingSecret -}}
+{{- .Values.auth.existingSecretPasswordKey | default "password" -}}
+{{- else -}}
+password
+{{- end -}}
+{{- end -}}
+
+{{/*
+Password for the chart-rendered Secret: auth.password, else the value already stored in
+Secret <release>-redis (so upgrades keep it), else a random 32-char string.
+*/}}
+{{- define "redis.password" -}}
+{{- if .Values.auth.password -}}
+{{- .Values.auth.password -}}
+{{- else -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "redis.fullname" .) -}}
+{{- $data := (get (default dict $existing) "data") | default dict -}}
+{{- if hasKey $data "password" -}}
+{{- index $data "password" | b64dec -}}
+{{- else -}}
+{{- randAlphaNum 32 -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* NetworkPolicy switch; a missing `global` (standalone render) counts as enabled. */}}
+{{- define "redis.networkPolicyEnabled" -}}
+{{- $global := .Values.global | default dict -}}
+{{- if dig "networkPolicy" "enabled" true $global -}}true{{- end -}}
+{{- end -}}
+
+{{- define "redis.image" -}}
+{{- printf "%s:%s" .Values.image.repository .Values.image.tag -}}
+{{- end -}}

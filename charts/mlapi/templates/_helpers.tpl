@@ -1,0 +1,226 @@
+{{/* Names ------------------------------------------------------------------------------ */}}
+
+{{- define "mlapi.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* <release>-mlapi, or the release name alone when it already contains the chart name. */}}
+{{- define "mlapi.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "mlapi.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels on every object; selectorLabels are the immutable subset Deployments select on. */}}
+{{- define "mlapi.labels" -}}
+helm.sh/chart: {{ include "mlapi.chart" . }}
+{{ include "mlapi.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: mlapi
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "mlapi.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mlapi.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Per component: call with (dict "root" $ "component" "api"). */}}
+{{- define "mlapi.componentLabels" -}}
+{{ include "mlapi.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "mlapi.componentSelectorLabels" -}}
+{{ include "mlapi.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "mlapi.componentName" -}}
+{{- printf "%s-%s" (include "mlapi.fullname" .root) .component | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "mlapi.image" -}}
+{{- $c := index .root.Values .component }}
+{{- printf "%s:%s" $c.image.repository (default (default .root.Chart.AppVersion .root.Values.image.tag) $c.image.tag) }}
+{{- end }}
+
+{{/* Backing services: the names the subcharts give (their _helpers.tpl), or external. */}}
+
+{{- define "mlapi.redis.fullname" -}}
+{{- printf "%s-redis" .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "mlapi.kafka.fullname" -}}
+{{- printf "%s-kafka" .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "mlapi.redisUrl" -}}
+{{- if .Values.redis.enabled }}
+{{- printf "redis://%s:6379/0" (include "mlapi.redis.fullname" .) }}
+{{- else }}
+{{- .Values.externalRedis.url }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret and key holding the Redis password; empty name when there is none. */}}
+{{- define "mlapi.redisPasswordSecret" -}}
+{{- if .Values.redis.enabled }}
+{{- $auth := .Values.redis.auth | default dict }}
+{{- if $auth.existingSecret }}{{ $auth.existingSecret }}{{ else }}{{ include "mlapi.redis.fullname" . }}{{ end }}
+{{- else if .Values.externalRedis.existingSecret }}
+{{- .Values.externalRedis.existingSecret }}
+{{- else if .Values.externalRedis.password }}
+{{- printf "%s-external" (include "mlapi.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{- define "mlapi.redisPasswordKey" -}}
+{{- if .Values.redis.enabled }}
+{{- $auth := .Values.redis.auth | default dict }}
+{{- default "password" $auth.existingSecretPasswordKey }}
+{{- else if .Values.externalRedis.existingSecret }}
+{{- .Values.externalRedis.existingSecretPasswordKey }}
+{{- else }}redis-password{{ end }}
+{{- end }}
+
+{{- define "mlapi.kafkaBootstrap" -}}
+{{- if .Values.kafka.enabled }}
+{{- printf "%s:9092" (include "mlapi.kafka.fullname" .) }}
+{{- else }}
+{{- .Values.externalKafka.bootstrap }}
+{{- end }}
+{{- end }}
+
+{{- define "mlapi.kafkaSasl" -}}
+{{- if and (not .Values.kafka.enabled) (hasPrefix "SASL_" .Values.externalKafka.securityProtocol) }}true{{ end }}
+{{- end }}
+
+{{- define "mlapi.kafkaPasswordSecret" -}}
+{{- if .Values.externalKafka.existingSecret }}{{ .Values.externalKafka.existingSecret }}{{ else }}{{ printf "%s-external" (include "mlapi.fullname" .) }}{{ end }}
+{{- end }}
+
+{{- define "mlapi.kafkaPasswordKey" -}}
+{{- if .Values.externalKafka.existingSecret }}{{ .Values.externalKafka.existingSecretPasswordKey }}{{ else }}kafka-password{{ end }}
+{{- end }}
+
+{{/* Replication of the topics mlapi creates: the bundled brokers up to 3, else 3. */}}
+{{- define "mlapi.topicReplication" -}}
+{{- if .Values.config.topicReplication }}
+{{- .Values.config.topicReplication }}
+{{- else if .Values.kafka.enabled }}
+{{- min 3 (int .Values.kafka.replicaCount) }}
+{{- else }}3{{ end }}
+{{- end }}
+
+{{- define "mlapi.externalDatabase" -}}
+{{- if or .Values.feedback.database.url .Values.feedback.database.existingSecret }}true{{ end }}
+{{- end }}
+
+{{- define "mlapi.databaseSecret" -}}
+{{- if .Values.feedback.database.existingSecret }}{{ .Values.feedback.database.existingSecret }}{{ else }}{{ printf "%s-external" (include "mlapi.fullname" .) }}{{ end }}
+{{- end }}
+
+{{- define "mlapi.databaseKey" -}}
+{{- if .Values.feedback.database.existingSecret }}{{ .Values.feedback.database.existingSecretKey }}{{ else }}database-url{{ end }}
+{{- end }}
+
+{{/* The chart-made Secret of external credentials is needed when any is given inline. */}}
+{{- define "mlapi.externalSecretNeeded" -}}
+{{- if or (and (not .Values.redis.enabled) .Values.externalRedis.password (not .Values.externalRedis.existingSecret)) (and (include "mlapi.kafkaSasl" .) .Values.externalKafka.password (not .Values.externalKafka.existingSecret)) (and .Values.feedback.database.url (not .Values.feedback.database.existingSecret)) }}true{{ end }}
+{{- end }}
+
+{{- define "mlapi.keysSecret" -}}
+{{- if .Values.auth.existingSecret }}{{ .Values.auth.existingSecret }}{{ else }}{{ printf "%s-api-keys" (include "mlapi.fullname" .) }}{{ end }}
+{{- end }}
+
+{{- define "mlapi.keysKey" -}}
+{{- if .Values.auth.existingSecret }}{{ .Values.auth.existingSecretKey }}{{ else }}keys.json{{ end }}
+{{- end }}
+
+{{/* Pod and container security: Pod Security Standards "restricted" plus a read-only root. */}}
+{{- define "mlapi.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.podSecurityContext.runAsUser }}
+runAsGroup: {{ .Values.podSecurityContext.runAsGroup }}
+fsGroup: {{ .Values.podSecurityContext.fsGroup }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "mlapi.containerSecurityContext" -}}
+runAsNonRoot: true
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+{{- end }}
+
+{{/* Environment every mlapi container gets: the ConfigMap, then secrets by reference. */}}
+{{- define "mlapi.env" -}}
+{{- $secret := include "mlapi.redisPasswordSecret" . }}
+{{- if $secret }}
+- name: MLAPI_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ include "mlapi.redisPasswordKey" . }}
+{{- end }}
+{{- if and (include "mlapi.kafkaSasl" .) (or .Values.externalKafka.password .Values.externalKafka.existingSecret) }}
+- name: MLAPI_KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "mlapi.kafkaPasswordSecret" . }}
+      key: {{ include "mlapi.kafkaPasswordKey" . }}
+{{- end }}
+{{- end }}
+
+{{- define "mlapi.databaseEnv" -}}
+{{- if include "mlapi.externalDatabase" . }}
+- name: MLAPI_FEEDBACK_DB
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "mlapi.databaseSecret" . }}
+      key: {{ include "mlapi.databaseKey" . }}
+{{- end }}
+{{- end }}
+
+{{/* Volumes and mounts for the Kafka CA bundle, when one is given. */}}
+{{- define "mlapi.caVolume" -}}
+{{- if and (not .Values.kafka.enabled) .Values.externalKafka.caSecret }}
+- name: kafka-ca
+  secret:
+    secretName: {{ .Values.externalKafka.caSecret }}
+    items:
+      - key: {{ .Values.externalKafka.caSecretKey }}
+        path: ca.crt
+{{- end }}
+{{- end }}
+
+{{- define "mlapi.caMount" -}}
+{{- if and (not .Values.kafka.enabled) .Values.externalKafka.caSecret }}
+- name: kafka-ca
+  mountPath: /etc/mlapi/kafka-ca
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* Annotations that roll the pods when their configuration or secrets change. */}}
+{{- define "mlapi.checksums" -}}
+checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
+checksum/secrets: {{ include (print .Template.BasePath "/secrets.yaml") . | sha256sum }}
+{{- end }}
