@@ -1,0 +1,150 @@
+"""NetworkPolicy semantics of each render, evaluated by netpol.py on modelled pods."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from .conftest import CASES, NAMESPACE, effective_values, pod_templates, render_case
+from .netpol import Cluster, External, Pod, Port, pods_from_templates
+
+pytestmark = pytest.mark.chart
+
+APP = ["api", "worker", "feedback"]
+INTERNET = "93.184.216.34"
+# Namespace of whoever fronts the API (networkPolicy.apiFrom) per values file.
+FRONT_NS = {"with-ingress-values.yaml": "traefik"}
+SYNTHETIC = {
+    "gateway": Pod("gateway", "envoy-gateway-system", {"app.kubernetes.io/name": "envoy"}),
+    "traefik": Pod("traefik", "traefik", {"app.kubernetes.io/name": "traefik"}),
+    "prometheus": Pod("prometheus", "monitoring", {"app.kubernetes.io/name": "prometheus"}),
+    "stranger": Pod("stranger", NAMESPACE, {}),
+    "dns": Pod("dns", "kube-system", {"k8s-app": "kube-dns"},
+               [Port(53, "UDP", "dns"), Port(53, "TCP", "dns-tcp")]),
+}
+
+
+@functools.cache
+def world(case: str) -> tuple[Cluster, dict]:
+    r = render_case(case).ok()
+    pods = dict(SYNTHETIC)
+    templates = pod_templates(r.docs)
+    modelled = pods_from_templates(templates, NAMESPACE)
+    for pt in templates:
+        pod = modelled[pt.id]
+        role = "test" if pt.is_helm_test else pt.labels.get("app.kubernetes.io/component")
+        assert role and role not in pods, f"{pt.id}: role {role!r}"
+        pods[role] = pod
+    if "kafka" in pods:  # a second broker, for inter-broker traffic
+        k = pods["kafka"]
+        pods["kafka-1"] = Pod("kafka-1", k.namespace, dict(k.labels), list(k.ports))
+    return Cluster(r.of_kind("NetworkPolicy"), NAMESPACE), pods
+
+
+def release_roles(case):
+    v = effective_values(case)
+    roles = [*APP, "test"]
+    if v["redis"]["enabled"]:
+        roles.append("redis")
+    if v["kafka"]["enabled"]:
+        roles.append("kafka")
+    if v["feedback"]["retrain"]["enabled"] and v["feedback"]["retrain"]["mode"] == "cronjob":
+        roles.append("retrain")
+    return roles
+
+
+def flows(case):
+    """(src, dst, port, protocol, allowed) the chart must implement for this values file."""
+    v = effective_values(case)
+    roles = release_roles(case)
+    clients = [r for r in roles if r in {*APP, "retrain"}]
+    front = FRONT_NS.get(case, "envoy-gateway-system")
+    out = []
+    if v["redis"]["enabled"]:
+        out += [(c, "redis", 6379, "TCP", True) for c in clients]
+        out += [("stranger", "redis", 6379, "TCP", False), ("test", "redis", 6379, "TCP", False),
+                ("prometheus", "redis", 6379, "TCP", False)]
+    if v["kafka"]["enabled"]:
+        out += [(c, "kafka", 9092, "TCP", True) for c in clients]
+        out += [("kafka", "kafka-1", 9093, "TCP", True), ("kafka", "kafka-1", 9092, "TCP", True),
+                ("stranger", "kafka", 9092, "TCP", False), ("api", "kafka", 9093, "TCP", False),
+                ("test", "kafka", 9092, "TCP", False)]
+    if v["redis"]["enabled"] and v["kafka"]["enabled"]:
+        out += [("redis", "kafka", 9092, "TCP", False), ("kafka", "redis", 6379, "TCP", False)]
+    out += [
+        ("traefik" if front == "traefik" else "gateway", "api", 8000, "TCP", True),
+        ("test", "api", 8000, "TCP", True),
+        ("stranger", "api", 8000, "TCP", False),
+        ("gateway", "worker", 9100, "TCP", False),
+        ("gateway", "feedback", 9101, "TCP", False),
+        ("prometheus", "api", 8000, "TCP", True),
+        ("prometheus", "worker", 9100, "TCP", True),
+        ("prometheus", "feedback", 9101, "TCP", True),
+        ("api", "feedback", 9101, "TCP", False),
+        ("worker", "api", 8000, "TCP", False),
+        ("worker", "feedback", 9101, "TCP", False),
+        ("feedback", "api", 8000, "TCP", False),
+    ]
+    if front == "traefik":
+        out.append(("gateway", "api", 8000, "TCP", False))
+    for r in roles:
+        out += [(r, "dns", 53, "UDP", True), (r, "dns", 53, "TCP", True),
+                (r, INTERNET, 443, "TCP", False), (r, "dns", 80, "TCP", False)]
+    ext_redis_port = v["externalRedis"]["port"]
+    ext_kafka_ports = v["externalKafka"]["ports"]
+    if not v["redis"]["enabled"]:
+        out += [(c, "10.1.2.3", ext_redis_port, "TCP", True) for c in clients]
+        out += [(c, INTERNET, ext_redis_port, "TCP", False) for c in clients]
+        out += [("test", "10.1.2.3", ext_redis_port, "TCP", False)]
+    if not v["kafka"]["enabled"]:
+        for p in ext_kafka_ports:
+            out += [(c, "10.1.2.3", p, "TCP", True) for c in clients]
+            out += [(c, INTERNET, p, "TCP", False) for c in clients]
+    if not (v["redis"]["enabled"] and v["kafka"]["enabled"]):
+        out += [(c, "10.1.2.3", 443, "TCP", False) for c in clients]
+        out += [(c, "10.1.2.3", 6379 if ext_redis_port != 6379 else 9999, "TCP", False)
+                for c in clients]
+    db = v["feedback"]["database"]
+    db_port = db["port"]
+    if db["url"] or db["existingSecret"]:
+        out += [(c, INTERNET, db_port, "TCP", True) for c in ("feedback", "retrain") if c in roles]
+        out += [(c, INTERNET, db_port, "TCP", False) for c in ("api", "worker")]
+    else:
+        out += [(c, INTERNET, db_port, "TCP", False) for c in clients]
+    return out
+
+
+FLOW_PARAMS = [pytest.param(case, *f, id=f"{case}:{f[0]}->{f[1]}:{f[2]}/{f[3]}:"
+                            f"{'allow' if f[4] else 'deny'}")
+               for case in CASES for f in flows(case)]
+
+
+@pytest.mark.parametrize("case,src,dst,port,protocol,expected", FLOW_PARAMS)
+def test_flow(case, src, dst, port, protocol, expected):
+    cluster, pods = world(case)
+    assert src in pods, f"no {src} pod rendered"
+    s = pods[src]
+    d = External(dst) if dst[0].isdigit() else pods.get(dst)
+    assert d is not None, f"no {dst} pod rendered"
+    assert cluster.allowed(s, d, port, protocol) is expected
+
+
+def test_external_services_render_no_redis_or_kafka_pods():
+    _, pods = world("with-external-services-values.yaml")
+    assert "redis" not in pods and "kafka" not in pods
+    assert {"api", "worker", "feedback"} <= set(pods)
+
+
+def test_every_release_pod_is_under_default_deny(case):
+    """No pod of the release is left with default-allow in either direction."""
+    cluster, pods = world(case)
+    for role in release_roles(case):
+        for direction in ("Ingress", "Egress"):
+            assert cluster._selecting(pods[role], direction), f"{role} {direction}"
+
+
+def test_policies_can_be_switched_off():
+    r = render_case("defaults", ("global.networkPolicy.enabled=false",)).ok()
+    assert not r.of_kind("NetworkPolicy")
+    assert r.of_kind("StatefulSet"), "subcharts still render"
