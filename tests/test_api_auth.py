@@ -1,5 +1,6 @@
 """Authentication and scopes of the API, with a real keys file, Redis, broker and worker."""
 
+import os
 import time
 
 import pytest
@@ -109,6 +110,19 @@ def test_keys_file_changes_apply_without_restart(secured):
     assert client.post("/v1/predict", json={"text": "x"}, headers=h).status_code == 401
     carol = auth.create(path, "carol", ["predict"])
     assert client.post("/v1/predict", json={"text": "x"}, headers=bearer(carol)).status_code == 200
+
+
+def test_an_unreadable_keys_file_is_503_not_500(secured, caplog):
+    """An operator's broken keys file (a bad Secret) stops token checks with a clear answer."""
+    client, tokens, path = secured
+    path.write_text("bWxhcGk=")  # e.g. base64 left undecoded by a tool
+    os.utime(path, (time.time() + 5, time.time() + 5))  # a new mtime: re-read at once
+    r = client.post("/v1/predict", json={"text": "x"}, headers=bearer(tokens["alice"]))
+    assert r.status_code == 503 and r.mimetype == PROBLEM
+    assert "keys file cannot be read" in r.json["detail"] and r.headers["Retry-After"]
+    assert "not a valid keys file" in caplog.text
+    page = client.post("/", data={"text_data": "hola", "token": tokens["alice"]})
+    assert page.status_code == 503 and b"keys file cannot be read" in page.data
 
 
 def test_tokens_never_reach_the_logs(secured, caplog):

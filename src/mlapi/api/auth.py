@@ -11,7 +11,7 @@ import logging
 
 from flask import Flask, current_app, g, request
 
-from ..auth import KeyRing
+from ..auth import KeyRing, KeysFileError
 from .problems import Problem
 
 log = logging.getLogger("mlapi.api")
@@ -38,7 +38,14 @@ def authenticate(token: str | None, rule: str | None):
     if not token:
         raise _challenge("this endpoint needs 'Authorization: Bearer <token>'; "
                          "create one with `mlapi tokens create`")
-    key = current_app.extensions["mlapi.keys"].find(token)
+    try:
+        key = current_app.extensions["mlapi.keys"].find(token)
+    except KeysFileError as exc:
+        # An operator's mistake, not the caller's: say so (and log it), never a bare 500.
+        log.error("cannot check tokens: %s", exc)
+        raise Problem(503, "Service Unavailable", "the API keys file cannot be read, so no token "
+                      "can be checked; the operator has been told in the log",
+                      {"Retry-After": "30"}) from None
     if key is None:
         raise _challenge("the token is not valid (unknown or revoked)", "invalid_token")
     scope = SCOPE_OF.get(rule or "", None)
