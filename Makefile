@@ -21,9 +21,10 @@ run: $(STAMP)  ## everything locally, in the foreground, at http://127.0.0.1:800
 	exec $(BIN)/mlapi run
 
 test: $(STAMP) chart-tools  ## lint, then the whole suite: unit, contract, integration (real Redis + broker), faults, fuzzing, model, chart
-	$(BIN)/python -m ruff check src tests tools
+	$(BIN)/python -m ruff check src tests tools k8s-tests loadtest
 	$(BIN)/hadolint --failure-threshold warning images/api/Dockerfile images/worker/Dockerfile images/feedback/Dockerfile
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --collect-only -q k8s-tests  # they need a cluster: collected here, run by the workflow's kind job
 
 test-fast: $(STAMP)  ## everything but the slow tests (full model training, load)
 	$(BIN)/python -m pytest -m "not slow"
@@ -88,7 +89,7 @@ bench: $(STAMP)  ## requests/s and latency of a local stack, batching on and off
 	$(BIN)/mlapi bench
 
 lint: $(STAMP)
-	$(BIN)/python -m ruff check src tests
+	$(BIN)/python -m ruff check src tests tools k8s-tests loadtest
 	$(BIN)/hadolint --failure-threshold warning images/*/Dockerfile
 
 # The three images: docker when its engine answers, else podman, else buildah. IMAGE_TAG (dev),
