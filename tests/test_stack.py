@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import signal
+import urllib.request
 
 import psutil
 import pytest
 
+from mlapi import auth
 from mlapi.local.stack import http_request as http
 
 from .conftest import start_run
@@ -97,3 +99,24 @@ def test_sigterm_stops_every_process(stack):
     gone, alive = psutil.wait_procs(children, timeout=5)
     assert not alive, [p.cmdline() for p in alive]
     assert not (stack["state"] / "stack.json").exists()
+
+
+@pytest.mark.integration
+def test_mlapi_run_starts_with_api_keys_on(tmp_path, model_path):
+    """The stack holds no token: it warms up through the bus, and the API asks for one."""
+    keys = tmp_path / "keys.json"
+    token = auth.create(keys, "local", ["predict"])
+    state = tmp_path / "state"
+    state.mkdir()
+    proc, url = start_run(state, model_path, MLAPI_API_KEYS_FILE=str(keys))
+    try:
+        status, _ = http("POST", url + "/v1/predict", {"text": "I love it"})
+        assert status == 401
+        request = urllib.request.Request(
+            url + "/v1/predict", json.dumps({"text": "I love it"}).encode(),
+            {"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200 and json.load(response)["label"] == "positive"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0

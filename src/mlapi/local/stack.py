@@ -130,7 +130,11 @@ class Stack:
         self.console.print(f"Trained {meta['version']}: macro-F1 {meta['metrics']['macro_f1']}")
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        """Ready = /readyz is 200, every worker beats, and one prediction goes through."""
+        """Ready = /readyz is 200, every worker beats, and one prediction goes through.
+
+        With API keys on, the stack holds no token: it checks that the API refuses an anonymous
+        prediction (401) and sends its warm-up job through Kafka and Redis itself.
+        """
         deadline = time.monotonic() + timeout
         from ..redis_store import Store, StoreUnavailable
 
@@ -144,7 +148,9 @@ class Stack:
                             and store.feedback_stats() is not None):
                         status, body = http_request("POST", self.url + "/v1/predict",
                                              {"text": "warm-up"}, timeout=10)
-                        if status == 200:
+                        if status == 200 and not self.settings.api_keys_file:
+                            return
+                        if status == 401 and self.settings.api_keys_file and self._warm_up(store):
                             return
                 except (OSError, StoreUnavailable):
                     pass
@@ -153,6 +159,24 @@ class Stack:
             store.close()
         raise servers.ServerError(f"the stack was not ready within {timeout:g} s; "
                                   f"logs are in {self.state_dir / 'logs'}")
+
+    def _warm_up(self, store) -> bool:
+        """One job through the bus, as the API would send it: True once a worker answered it."""
+        from ..contracts import PredictJob
+        from ..kafka_bus import Producer, QueueUnavailable
+
+        job = PredictJob.for_texts(["warm-up"], deadline=time.time() + 10, request_id="warm-up",
+                                   batch=False, owner="")
+        producer = Producer(self.settings, client_id="mlapi-run")
+        try:
+            store.mark_pending(job.job_id, 10, "")
+            producer.send(self.settings.predict_topic, job.job_id, job.to_bytes(), timeout=3)
+            result = store.wait_result(job.job_id, 10)
+        except QueueUnavailable:
+            return False
+        finally:
+            producer.close()
+        return bool(result) and result.get("status") == "done"
 
     def supervise(self) -> None:
         """Restart children that exited (after their back-off); raise CrashLoop to give up."""
