@@ -85,6 +85,19 @@ deploy:  ## helm upgrade --install with the dev values and the images of `make k
 	  --set worker.image.repository=$(IMAGE_REPO)mlapi-worker \
 	  --set feedback.image.repository=$(IMAGE_REPO)mlapi-feedback --wait --timeout 10m
 
+# --- load: locust headless against a running stack or the gateway (see README "Load test") ---
+HOST           ?= http://127.0.0.1:8000
+USERS          ?= 32
+SPAWN_RATE     ?= 8
+DURATION       ?= 60s
+MAX_ERROR_RATE ?= 0.01
+MAX_P95_MS     ?=
+
+load: $(STAMP)  ## locust against HOST (make run, or the gateway); fails past MAX_ERROR_RATE / MAX_P95_MS; reports in .loadtest/<time>/
+	$(BIN)/python loadtest/run.py --host '$(HOST)' --users '$(USERS)' --spawn-rate '$(SPAWN_RATE)' \
+	    --duration '$(DURATION)' --max-error-rate '$(MAX_ERROR_RATE)' --max-p95-ms '$(MAX_P95_MS)' \
+	    $(if $(SHAPE),--shape '$(SHAPE)') $(if $(LOCUST_ARGS),-- $(LOCUST_ARGS))
+
 bench: $(STAMP)  ## requests/s and latency of a local stack, batching on and off, beside the model alone
 	$(BIN)/mlapi bench
 
