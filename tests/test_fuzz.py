@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.core.parameters import ParameterLocation
 
 from mlapi import auth
 from mlapi.api import create_app
@@ -47,4 +48,11 @@ schema = schemathesis.pytest.from_fixture("api_schema")
                                  HealthCheck.filter_too_much])
 def test_api_never_fails_on_client_input(case, token_and_app):
     token, _ = token_and_app
-    case.call_and_validate(headers={"Authorization": f"Bearer {token}"})
+    # The token goes on every case except one whose headers were generated to be invalid (a
+    # missing Authorization among them): forcing it there would turn the case valid, and the
+    # API rightly accepting it would read as "invalid data accepted". Seen once in a CI run.
+    headers = case.meta.components.get(ParameterLocation.HEADER) if case.meta else None
+    if headers is not None and headers.mode.is_negative:
+        case.call_and_validate()
+    else:
+        case.call_and_validate(headers={"Authorization": f"Bearer {token}"})
