@@ -98,8 +98,9 @@ load: $(STAMP)  ## locust against HOST (make run, or the gateway); fails past MA
 	    --duration '$(DURATION)' --max-error-rate '$(MAX_ERROR_RATE)' --max-p95-ms '$(MAX_P95_MS)' \
 	    $(if $(SHAPE),--shape '$(SHAPE)') $(if $(LOCUST_ARGS),-- $(LOCUST_ARGS))
 
-bench: $(STAMP)  ## requests/s and latency of a local stack, batching on and off, beside the model alone
-	$(BIN)/mlapi bench
+bench: $(STAMP)  ## requests/s and latency of a local stack, batching on and off, beside the model alone; both kinds
+	$(BIN)/mlapi bench --kind fast
+	$(BIN)/mlapi bench --kind multilingual
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check src tests tools k8s-tests loadtest

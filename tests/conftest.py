@@ -83,7 +83,7 @@ def model_path(state_dir) -> Path:
     from mlapi.model.training import train
 
     path = state_dir / "models" / "test.skops"
-    train(path, limit=TEST_MODEL_ROWS, console=Console(quiet=True))
+    train(path, limit=TEST_MODEL_ROWS, console=Console(quiet=True), kind="fast")
     return path
 
 
@@ -201,8 +201,9 @@ def start_run(state: Path, model_path: Path, **env_values: str) -> tuple[subproc
     once it has printed that it is ready, or fails with its log."""
     port = servers.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLAPI_")}
+    # One worker unless a test asks for more (the default is one per core).
     env.update(MLAPI_STATE_DIR=str(state), MLAPI_MODEL_PATH=str(model_path), MLAPI_PORT=str(port),
-               PYTHONUNBUFFERED="1", **env_values)
+               PYTHONUNBUFFERED="1", **{"MLAPI_WORKERS": "1", **env_values})
     with (state / "run.log").open("wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "mlapi", "run"], env=env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)

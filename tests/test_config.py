@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -7,7 +8,8 @@ from mlapi.config import Settings
 
 def test_defaults_match_the_documented_ones():
     s = Settings.from_env({})
-    assert (s.port, s.workers, s.batch_max, s.batch_wait_ms) == (8000, 1, 64, 5)
+    assert (s.port, s.batch_max, s.batch_wait_ms, s.worker_threads) == (8000, 64, 5, 1)
+    assert s.workers == (os.cpu_count() or 1)  # one single-threaded worker per core
     assert s.predict_timeout == 5.0 and s.result_ttl == 600 and s.predict_partitions == 12
     assert s.resolved_model_path == Path(".mlapi/models/default.skops")
 

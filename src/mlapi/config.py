@@ -56,8 +56,10 @@ class Settings:
     batch_max: int = 64
     # Milliseconds a worker waits to fill a batch once its first job arrived.
     batch_wait_ms: int = 5
-    # Worker processes `mlapi run` starts.
-    workers: int = 1
+    # Worker processes `mlapi run` starts: one per core by default (each single-threaded).
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # BLAS threads of one worker process; 1 so that one worker per core does not oversubscribe.
+    worker_threads: int = 1
     # Port of the API.
     port: int = 8000
     # Address the API binds to.
@@ -68,6 +70,9 @@ class Settings:
     api_threads: int = 32
     # Path of the model archive (.skops) the workers serve; metadata sits beside it as .json.
     model_path: Path | None = None
+    # Where Spanish translations of the corpus are kept between trainings (Apertium output is
+    # training data); unset: $XDG_CACHE_HOME/mlapi, i.e. ~/.cache/mlapi.
+    cache_dir: Path | None = None
     # Port of a worker's /healthz and /metrics; 0 turns them off (the local stack runs several).
     worker_metrics_port: int = 0
     # Address the worker's and the feedback service's /healthz and /metrics bind to.
@@ -118,6 +123,12 @@ class Settings:
         return self.feedback_db or f"sqlite:///{(self.state_dir / 'feedback.db').resolve()}"
 
     @property
+    def resolved_cache_dir(self) -> Path:
+        if self.cache_dir is not None:
+            return self.cache_dir
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlapi"
+
+    @property
     def resolved_model_path(self) -> Path:
         return self.model_path or self.state_dir / "models" / "default.skops"
 
@@ -144,7 +155,8 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     def validate(self) -> None:
-        positive = ["predict_partitions", "batch_max", "workers", "api_processes", "api_threads",
+        positive = ["predict_partitions", "batch_max", "workers", "worker_threads",
+                    "api_processes", "api_threads",
                     "result_ttl", "max_body_bytes",
                     "kafka_session_timeout_ms", "topic_replication", "feedback_partitions",
                     "feedback_window", "feedback_client_cap", "model_keep"]

@@ -34,7 +34,8 @@ def readyz():
     return {"status": "ready", "checks": checks, "workers": workers, "serving": workers > 0}
 
 
-SUMMARY_KEYS = ("version", "created", "origin", "metrics", "evaluation", "decision", "corpus",
+SUMMARY_KEYS = ("version", "kind", "languages", "created", "origin", "metrics", "evaluation",
+                "decision", "corpus", "embedding", "translation",
                 "feedback", "sha256", "size_bytes", "sklearn_version", "train_rows")
 
 

@@ -45,6 +45,8 @@ class Stack:
         self.state_dir = settings.state_dir
         self._ready = False
         self._stop = False
+        self.upgrade_wanted = False  # a first start: train the multilingual model meanwhile
+        self.upgrade = None
 
     @property
     def servers(self) -> list[servers.Server]:
@@ -120,14 +122,37 @@ class Stack:
         self.children.append(Child(server, restartable, self.policy))
 
     def _ensure_model(self) -> None:
-        path = self.settings.resolved_model_path
-        if path.exists():
-            return
-        self.console.print(f"[bold]No model at {path}: training the default one (about a minute)…")
-        from ..model.training import train
+        """A model to serve; on a first start the fast kind, with the multilingual one to come."""
+        from .upgrade import MULTILINGUAL
 
-        meta = train(path, console=self.console)
-        self.console.print(f"Trained {meta['version']}: macro-F1 {meta['metrics']['macro_f1']}")
+        path = self.settings.resolved_model_path
+        default_location = self.settings.model_path is None
+        better = path.parent / MULTILINGUAL
+        if default_location and better.exists():
+            # What workers register when the registry is empty (e.g. a new state dir for Redis).
+            self.settings = self.settings.replace(model_path=better)
+            return
+        if not path.exists():
+            self.console.print(f"[bold]No model at {path}: training the fast one on English "
+                               "rows first (about 15 s)…")
+            from ..model.training import train
+
+            meta = train(path, console=self.console, kind="fast", spanish=False)
+            self.console.print(f"Trained {meta['version']}: macro-F1 {meta['metrics']['macro_f1']}")
+        self.upgrade_wanted = default_location
+
+    def start_upgrade(self) -> None:
+        from .upgrade import Upgrade
+
+        if not self.upgrade_wanted or self.upgrade is not None:
+            return
+        log = self.state_dir / "logs" / "train-multilingual.log"
+        self.upgrade = Upgrade(self.settings, self.settings.resolved_model_path.parent, log,
+                               self.child_env())
+        self.upgrade.start()
+        self.console.print("Training the multilingual model in the background (Spanish rows, "
+                           f"sentence embedding; a few minutes; log: {log}). It is promoted "
+                           "when ready, and the workers swap to it without a restart.")
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Ready = /readyz is 200, every worker beats, and one prediction goes through.
@@ -200,6 +225,9 @@ class Stack:
         while not self._stop:
             try:
                 self.supervise()
+                done = self.upgrade.poll() if self.upgrade is not None else None
+                if done:
+                    self.console.print(done, soft_wrap=True)
             except servers.ServerError as exc:
                 self.console.print(f"[red]{escape(str(exc))}\nStopping everything.", soft_wrap=True)
                 return 1
@@ -207,6 +235,8 @@ class Stack:
         return 0
 
     def stop(self) -> None:
+        if self.upgrade is not None:
+            self.upgrade.stop()
         # Newest first: the API stops taking requests before the workers and servers go.
         for server in reversed(self.servers):
             server.stop()
@@ -244,6 +274,7 @@ def run(settings: Settings) -> int:
                       f"Kafka {stack.settings.kafka_bootstrap}). Ctrl-C stops it.")
         console.print(f"  curl -s {stack.url}/v1/predict -H 'Content-Type: application/json' "
                       "-d '{\"text\": \"I love it\"}'")
+        stack.start_upgrade()
         return stack.serve_forever()
     except servers.ServerError as exc:
         console.print(f"[red]mlapi run failed: {escape(str(exc))}", soft_wrap=True)

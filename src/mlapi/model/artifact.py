@@ -21,6 +21,9 @@ import skops.io as sio
 # Modules whose types a model archive may contain. Everything else (a user's own class, os,
 # subprocess, builtins.eval ...) makes the archive untrusted.
 TRUSTED_MODULES = ("sklearn.", "numpy", "scipy.")
+# Our own types, each by its exact name: the multilingual kind's embedding step (its weights
+# are never in the archive; see embedding.py).
+TRUSTED_TYPES = ("mlapi.model.embedding.SentenceEmbedding",)
 
 
 class ModelError(RuntimeError):
@@ -122,7 +125,7 @@ def read_metadata(path: Path) -> dict:
 
 
 def untrusted(types: list[str]) -> list[str]:
-    return [t for t in types if not t.startswith(TRUSTED_MODULES)]
+    return [t for t in types if not t.startswith(TRUSTED_MODULES) and t not in TRUSTED_TYPES]
 
 
 def load(path: Path):
@@ -154,4 +157,12 @@ def _checked_load(path: Path, meta: dict, name: str):
     bad = untrusted(types)
     if bad:
         raise ModelError(f"{name} holds types outside scikit-learn/NumPy/SciPy: {', '.join(bad)}")
-    return sio.load(path, trusted=types), meta
+    model = sio.load(path, trusted=types)
+    from .embedding import EmbeddingMismatch, embeddings_in
+
+    for step in embeddings_in(model):
+        try:
+            step.check()
+        except EmbeddingMismatch as exc:
+            raise ModelError(f"{name}: {exc}") from None
+    return model, meta

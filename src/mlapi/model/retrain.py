@@ -21,6 +21,7 @@ import io
 import tempfile
 import time
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -32,9 +33,8 @@ from ..feedback import policy
 from ..feedback.db import FeedbackDB
 from ..redis_store import Registry
 from . import artifact, pipeline
-from .corpus import Corpus
 from .predictor import Predictor
-from .training import _steps, _subsample, load_corpus
+from .training import Dataset, _embedding_info, _steps, dataset
 
 GOLDEN = "golden/golden.csv"
 
@@ -43,11 +43,20 @@ class RetrainError(RuntimeError):
     """Retraining could not run (no champion, unreachable registry or database ...)."""
 
 
-def load_golden() -> Corpus:
+@dataclass(frozen=True)
+class Golden:
+    """The hand-written set feedback never touches, in English and Spanish."""
+
+    texts: list[str]
+    labels: list[str]
+    languages: list[str]
+
+
+def load_golden() -> Golden:
     raw = resources.files("mlapi.model").joinpath(GOLDEN).read_text(encoding="utf-8")
     rows = list(csv.DictReader(io.StringIO(raw)))
-    return Corpus(texts=[r["text"] for r in rows], labels=[r["label"] for r in rows],
-                  source="mlapi golden set", dropped={})
+    return Golden(texts=[r["text"] for r in rows], labels=[r["label"] for r in rows],
+                  languages=[r.get("language") or "en" for r in rows])
 
 
 def in_holdout(text: str, share: float) -> bool:
@@ -131,18 +140,17 @@ def retrain(settings, corpus_path: str | Path | None = None, limit: int | None =
             train_fb = [(t, y) for t, y in feedback if not in_holdout(t, settings.retrain_holdout)]
             held_fb = [(t, y) for t, y in feedback if in_holdout(t, settings.retrain_holdout)]
             report["feedback"].update(train=len(train_fb), holdout=len(held_fb))
-            with step("Loading the base corpus"):
-                data = load_corpus(corpus_path)
-                if limit and limit < len(data.texts):
-                    data = _subsample(data, limit)
-                x_train, x_test, y_train, y_test = pipeline.split(data)
+            kind = pipeline.kind_of(champion.metadata)
+            data = dataset(corpus_path, limit, cache_dir=settings.resolved_cache_dir, step=step)
+            x_test, y_test = data.all_held_out()
             weight = settings.retrain_feedback_weight
-            with step(f"Fitting the candidate on {len(x_train):,} corpus texts + "
-                      f"{len(train_fb)} corrections (weight {weight:g})"):
-                texts = list(x_train) + [t for t, _ in train_fb]
-                labels = list(y_train) + [y for _, y in train_fb]
-                weights = [1.0] * len(x_train) + [weight] * len(train_fb)
-                candidate = pipeline.fit(texts, labels, sample_weight=weights)
+            with step(f"Fitting a {kind} candidate (the champion's kind) on "
+                      f"{len(data.train_texts):,} corpus texts + {len(train_fb)} corrections "
+                      f"(weight {weight:g})"):
+                texts = data.train_texts + [t for t, _ in train_fb]
+                labels = data.train_labels + [y for _, y in train_fb]
+                weights = [1.0] * len(data.train_texts) + [weight] * len(train_fb)
+                candidate = pipeline.fit(texts, labels, sample_weight=weights, kind=kind)
             with step("Scoring candidate and champion on base, feedback and golden sets"):
                 base_metrics = pipeline.score(candidate, list(x_test), list(y_test))
                 scores = {"base": {"metric": "macro_f1", "rows": len(x_test),
@@ -162,7 +170,7 @@ def retrain(settings, corpus_path: str | Path | None = None, limit: int | None =
                      if s["candidate"] < s["champion"] - settings.retrain_margin]
             report["scores"] = scores
             with step("Storing the candidate in the registry"):
-                meta = _store(registry, candidate, data, base_metrics, scores, report,
+                meta = _store(registry, candidate, data, kind, base_metrics, scores, report,
                               len(texts), time.monotonic() - clock)
             report["candidate"] = meta["version"]
             if worse:
@@ -202,13 +210,14 @@ def _nothing_to_do(feedback, champion: Predictor, fingerprint: str, db: Feedback
     return ""
 
 
-def _store(registry: Registry, model, data: Corpus, metrics: dict, scores: dict, report: dict,
-           train_rows: int, seconds: float) -> dict:
+def _store(registry: Registry, model, data: Dataset, kind: str, metrics: dict, scores: dict,
+           report: dict, train_rows: int, seconds: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "candidate.skops"
         meta = artifact.save(model, path, {
-            "origin": "retrain", "metrics": metrics,
-            "evaluation": scores, "corpus": data.summary(), "feedback": report["feedback"],
+            "origin": "retrain", "kind": kind, "languages": data.languages, "metrics": metrics,
+            "translation": data.translation, "embedding": _embedding_info(kind),
+            "evaluation": scores, "corpus": data.corpus.summary(), "feedback": report["feedback"],
             "train_rows": train_rows,
             "parent": report["champion"], "sklearn_version": sklearn.__version__,
             "train_seconds": round(seconds, 1)})

@@ -16,6 +16,12 @@ def main(settings: Settings) -> int:
     from .models import ModelSource, initial
 
     log = logging.getLogger("mlapi.worker")
+    # BLAS threads, set explicitly: N workers on N cores must not each start N threads and
+    # fight (a second thread adds almost nothing to a batch of 64). Applies to every model the
+    # worker loads later, the embedding included.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(settings.worker_threads)
     registry = Registry(settings)
     try:
         predictor, archive = initial(settings, registry)
