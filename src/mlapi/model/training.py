@@ -74,9 +74,10 @@ def dataset(corpus_path: str | Path | None = None, limit: int | None = None,
 
 
 def default_cache_dir() -> Path:
+    """MLAPI_CACHE_DIR, else ~/.cache/mlapi (for callers that were given no settings)."""
     from ..config import Settings
 
-    return Settings().resolved_cache_dir
+    return Settings.from_env().resolved_cache_dir
 
 
 @contextmanager
