@@ -81,7 +81,8 @@ def release(redis_server, kafka_server, tmp_path_factory):
         "redis": {"enabled": False}, "kafka": {"enabled": False},
         "externalRedis": {"url": f"redis://127.0.0.1:{redis_server.port}/0"},
         "externalKafka": {"bootstrap": f"127.0.0.1:{kafka_server.port}"},
-        "config": {"predictPartitions": 4, "kafkaSessionTimeoutMs": 3000,
+        # A long deadline: this is about the pods' wiring, on a machine that may be busy.
+        "config": {"predictPartitions": 4, "kafkaSessionTimeoutMs": 3000, "predictTimeout": 30,
                    "redisPrefix": name,
                    "extra": {"MLAPI_PREDICT_TOPIC": f"{name}.predict",
                              "MLAPI_FEEDBACK_TOPIC": f"{name}.feedback",

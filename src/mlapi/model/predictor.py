@@ -21,12 +21,18 @@ class Predictor:
     @classmethod
     def load(cls, path: Path) -> Predictor:
         model, meta = artifact.load(path)
-        return cls(model, meta)
+        return cls(model, meta).warm_up()
 
     @classmethod
     def from_registry(cls, archive: bytes, meta: dict) -> Predictor:
         model, meta = artifact.load_bytes(archive, meta)
-        return cls(model, meta)
+        return cls(model, meta).warm_up()
+
+    def warm_up(self) -> Predictor:
+        """One prediction now, so lazy parts (the embedding's weights) load before a worker
+        says it serves, not inside the first request's deadline."""
+        self.predict_proba(["warm-up"])
+        return self
 
     def predict_proba(self, texts: list[str]) -> list[dict[str, float]]:
         """One call for the whole batch: that is where micro-batching pays."""
