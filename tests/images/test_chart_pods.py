@@ -31,7 +31,7 @@ from mlapi.local.stack import http_request as http
 
 from ..chart.conftest import CHART, helm_bin
 from ..conftest import wait_for
-from .test_images import ENGINE, REPO, TAG, sh
+from .test_images import ENGINE, REPO, TAG, sh, wait_serving
 
 pytestmark = [pytest.mark.image,
               pytest.mark.skipif(ENGINE != "podman", reason="needs `podman kube play` "
@@ -114,14 +114,7 @@ def release(redis_server, kafka_server, tmp_path_factory):
     url = f"http://127.0.0.1:{ports['api']}"
     try:
         sh("kube", "play", "--network", "host", str(play), timeout=300)
-
-        def serving():
-            try:
-                status, body = http("GET", url + "/readyz", timeout=3)
-            except OSError:
-                return False
-            return status == 200 and json.loads(body)["workers"] >= 1
-        wait_for(serving, 180, "the chart's api pod ready with a live worker")
+        wait_serving(url, 180, "the chart's api pod ready with a live worker")
         yield {"name": name, "url": url, "token": token, "ports": ports}
     finally:
         for pod in ("api", "worker", "feedback"):

@@ -89,13 +89,7 @@ def deployment(redis_server, kafka_server, tmp_path_factory):
     url = f"http://127.0.0.1:{ports['api']}"
     info = {"url": url, "env": env, "names": names, "ports": ports, "volume": volume}
     try:
-        def serving():
-            try:
-                status, body = http("GET", url + "/readyz", timeout=3)
-            except OSError:
-                return False
-            return status == 200 and json.loads(body)["workers"] >= 1
-        wait_for(serving, 120, "the api ready with a live worker")
+        wait_serving(url, 120, "the api ready with a live worker")
         yield info
     finally:
         for name in names.values():
@@ -104,6 +98,17 @@ def deployment(redis_server, kafka_server, tmp_path_factory):
                 print(f"--- {name}\n{logs.stdout[-3000:]}{logs.stderr[-3000:]}")
                 sh("rm", "-f", name, check=False)
         sh("volume", "rm", "-f", volume, check=False)
+
+
+def wait_serving(url: str, timeout: float, what: str) -> None:
+    """Until the API at ``url`` is ready and counts a live worker."""
+    def serving():
+        try:
+            status, body = http("GET", url + "/readyz", timeout=3)
+        except OSError:
+            return False
+        return status == 200 and json.loads(body)["workers"] >= 1
+    wait_for(serving, timeout, what)
 
 
 def worker_model_version() -> str:

@@ -48,14 +48,14 @@ class WorkerPresence:
     def __init__(self, store: Store, every: float = 1.0, clock=time.monotonic):
         self.store, self.every, self.clock = store, every, clock
         self._lock = threading.Lock()
-        self._count = 0
-        self._read_at: float | None = None
+        self._count = 0  # "none" is never reused, so no read time is needed before the first
+        self._read_at = 0.0
 
     def count(self) -> int:
         """Live workers; raises StoreUnavailable when Redis cannot be read."""
         with self._lock:
             now = self.clock()
-            if not self._count or self._read_at is None or now - self._read_at >= self.every:
+            if not self._count or now - self._read_at >= self.every:
                 self._count = self.store.live_workers()
                 self._read_at = now
             return self._count
