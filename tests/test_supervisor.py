@@ -211,8 +211,9 @@ def test_make_run_gives_up_on_a_worker_that_always_crashes(tmp_path):
     broken = tmp_path / "broken.skops"
     broken.write_bytes(b"not a model archive")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLAPI_")}
+    # One worker, so which one crashes fourth first is not a race (the default is one per core).
     env.update(MLAPI_STATE_DIR=str(tmp_path / "state"), MLAPI_MODEL_PATH=str(broken),
-               MLAPI_PORT=str(servers.free_port()), PYTHONUNBUFFERED="1")
+               MLAPI_PORT=str(servers.free_port()), MLAPI_WORKERS="1", PYTHONUNBUFFERED="1")
     done = subprocess.run([sys.executable, "-m", "mlapi", "run"], env=env, capture_output=True,
                           text=True, timeout=180)
     output = done.stdout + done.stderr
