@@ -134,9 +134,9 @@ def full_models(tmp_path_factory):
 
 
 @pytest.mark.slow
-# The issue's bar is 0.76 English for both kinds; the fast one measures 0.7596 (README, "Model").
-# Facts read neutral: at least 6 of 10 for fast (its Spanish rows cost one; multilingual: 7).
-@pytest.mark.parametrize("kind, english, facts", [("fast", 0.755, 6)])
+# The issue's bar: 0.76 English for both kinds (the multilingual one is held to it in
+# tests/images). Facts read neutral: at least 6 of 10 for fast (its Spanish rows cost one).
+@pytest.mark.parametrize("kind, english, facts", [("fast", 0.76, 6)])
 def test_each_kind_reaches_the_quality_bar(full_models, kind, english, facts):
     """English and Spanish held-out macro-F1 (the same rows, translated: Spanish >= 0.74)."""
     from mlapi.model.training import evaluate

