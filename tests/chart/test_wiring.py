@@ -212,3 +212,30 @@ def test_pods_roll_on_config_change(case):
         a = base.get("Deployment", name)["spec"]["template"]["metadata"]["annotations"]
         b = changed.get("Deployment", name)["spec"]["template"]["metadata"]["annotations"]
         assert a["checksum/config"] != b["checksum/config"], name
+
+
+def _bytes(quantity: str) -> int:
+    """A Kubernetes memory quantity (Mi, Gi) or a Valkey size (mb, gb) in bytes."""
+    units = {"ki": 2**10, "mi": 2**20, "gi": 2**30, "kb": 2**10, "mb": 2**20, "gb": 2**30}
+    q = quantity.strip().lower()
+    for suffix, factor in units.items():
+        if q.endswith(suffix):
+            return int(float(q[:-len(suffix)]) * factor)
+    return int(q)
+
+
+def test_valkey_fits_the_model_registry_below_its_memory_limit():
+    # With noeviction a full Valkey refuses writes, so every prediction fails: maxmemory
+    # must hold the registry (MLAPI_MODEL_KEEP + 2 archives of ~28 MB) with room to spare,
+    # and stay under the container's limit (AOF rewrite and allocator overhead).
+    r = render_case("default-values.yaml").ok()
+    conf = next(d for d in r.of_kind("ConfigMap") if "valkey.conf" in d.get("data", {}))
+    maxmemory = _bytes(next(ln.split()[1] for ln in conf["data"]["valkey.conf"].splitlines()
+                            if ln.strip().startswith("maxmemory ")))
+    (sts,) = [d for d in r.of_kind("StatefulSet") if d["metadata"]["name"].endswith("redis")]
+    limit = _bytes(sts["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"])
+    from mlapi.config import Settings
+
+    keep = Settings().model_keep  # the chart leaves MLAPI_MODEL_KEEP at the app's default
+    assert not any("MLAPI_MODEL_KEEP" in d.get("data", {}) for d in r.of_kind("ConfigMap"))
+    assert (keep + 2) * 28 * 2**20 * 2 <= maxmemory < limit, (keep, maxmemory, limit)
