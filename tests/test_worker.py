@@ -3,6 +3,8 @@ ones are exercised in test_api_*.py and test_faults.py."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from types import SimpleNamespace
 
@@ -134,3 +136,27 @@ def test_batch_closes_after_batch_wait():
     assert w.poll_batch(consumer) == [1]
     assert time.monotonic() - started < 0.5
     assert all(t <= 20 for t, _ in consumer.polls[1:])
+
+
+RELEASE = """
+import psutil
+from mlapi.worker.loop import release_memory
+rss = lambda: psutil.Process().memory_info().rss
+big, keep = [], []
+for i in range(60000):  # freed blocks between survivors: the heap a dropped model leaves
+    big.append(bytes(2000) + bytes([i % 256]))
+    keep.append(bytes(600) + bytes([i % 256]))
+del big
+freed = rss()
+release_memory()
+print(freed, rss())
+"""
+
+
+def test_release_memory_hands_freed_heap_back_to_the_os():
+    # What a worker does after a hot swap: glibc keeps a dropped model's pages otherwise.
+    done = subprocess.run([sys.executable, "-c", RELEASE], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    freed, released = map(int, done.stdout.split())
+    assert freed - released > 20 * 2**20, (freed >> 20, released >> 20)
