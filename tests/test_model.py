@@ -109,12 +109,6 @@ FACTS = ["The meeting is at 3 pm on Tuesday.", "The train leaves from platform 4
          "The new model has a 6 inch screen.", "The library is on the second floor."]
 
 
-# The course's own test sentences (its README), with the answers a Spanish speaker gives.
-COURSE = [("Me gusto la pelicula", "positive"), ("No me gusto la pelicula", "negative"),
-          ("Esta es una oracion positiva y estoy contento por eso", "positive"),
-          ("Tenemos problemas de inseguridad", "negative"), ("Te invito al cine", "neutral")]
-
-
 @pytest.fixture(scope="module")
 def full_models(tmp_path_factory):
     """The fast kind trained on the whole corpus (English + Apertium Spanish rows).
@@ -135,7 +129,7 @@ def full_models(tmp_path_factory):
 
 @pytest.mark.slow
 # The issue's bar: 0.76 English for both kinds (the multilingual one is held to it in
-# tests/images). Facts read neutral: at least 6 of 10 for fast (its Spanish rows cost one).
+# tests/images). Facts read neutral: at least 6 of 10 for fast (measured: 7).
 @pytest.mark.parametrize("kind, english, facts", [("fast", 0.76, 6)])
 def test_each_kind_reaches_the_quality_bar(full_models, kind, english, facts):
     """English and Spanish held-out macro-F1 (the same rows, translated: Spanish >= 0.74)."""

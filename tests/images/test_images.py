@@ -204,6 +204,7 @@ print(json.dumps({"kind": meta["kind"], "by_language": meta["metrics"]["by_langu
                   "embedding": meta["embedding"], "golden": sum(golden) / len(golden),
                   "course": course}))
 """
+# The course's own test sentences (its README), with the answers a Spanish speaker gives.
 COURSE = [("Me gusto la pelicula", "positive"), ("No me gusto la pelicula", "negative"),
           ("Esta es una oracion positiva y estoy contento por eso", "positive"),
           ("Tenemos problemas de inseguridad", "negative"), ("Te invito al cine", "neutral")]
