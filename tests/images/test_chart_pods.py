@@ -31,11 +31,18 @@ from mlapi.local.stack import http_request as http
 
 from ..chart.conftest import CHART, helm_bin
 from ..conftest import wait_for
-from .test_images import ENGINE, REPO, TAG, sh, wait_serving
+from .conftest import engine
+from .test_images import REPO, TAG, sh, wait_serving
 
-pytestmark = [pytest.mark.image,
-              pytest.mark.skipif(ENGINE != "podman", reason="needs `podman kube play` "
-                                 f"(engine here: {ENGINE}); the chart itself is tested by rendering")]
+pytestmark = pytest.mark.image
+
+
+@pytest.fixture(autouse=True, scope="module")
+def podman_engine() -> None:
+    """`podman kube play` runs pod specs; docker has no equivalent. Looked up here, not at import."""
+    if engine() != "podman":
+        pytest.skip(f"needs `podman kube play` (engine here: {engine()}); the chart itself is "
+                    "tested by rendering")
 
 
 def as_pods(docs: list[dict]) -> list[dict]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -20,6 +19,7 @@ from mlapi.local import servers
 from mlapi.local.stack import http_request as http
 
 from ..conftest import make_settings, wait_for
+from .conftest import engine
 
 pytestmark = pytest.mark.image
 
@@ -29,28 +29,14 @@ HARDENED = ["--network", "host", "--read-only", "--tmpfs", "/tmp", "--cap-drop",
             "--security-opt", "no-new-privileges"]
 
 
-def engine() -> str:
-    chosen = os.environ.get("ENGINE")
-    if chosen:
-        return chosen
-    if shutil.which("docker") and subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
-        return "docker"
-    if shutil.which("podman"):
-        return "podman"
-    raise AssertionError("no docker engine and no podman: `make image-test` needs one")
-
-
-ENGINE = engine()
-
-
 def image(name: str) -> str:
     return f"{REPO}mlapi-{name}:{TAG}"
 
 
 def sh(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run([ENGINE, *args], capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run([engine(), *args], capture_output=True, text=True, timeout=timeout)
     if check:
-        assert done.returncode == 0, f"{ENGINE} {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+        assert done.returncode == 0, f"{engine()} {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
     return done
 
 
@@ -93,7 +79,7 @@ def deployment(redis_server, kafka_server, tmp_path_factory):
         yield info
     finally:
         for name in names.values():
-            if sh("container", "exists", name, check=False).returncode == 0 or ENGINE == "docker":
+            if sh("container", "exists", name, check=False).returncode == 0 or engine() == "docker":
                 logs = sh("logs", name, check=False)
                 print(f"--- {name}\n{logs.stdout[-3000:]}{logs.stderr[-3000:]}")
                 sh("rm", "-f", name, check=False)
