@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast bench lint train retrain evaluate images image-test constraints clean \
+.PHONY: run test test-fast bench lint train retrain evaluate translation images image-test constraints clean \
         chart-tools chart-test chart-docs kind-up kind-down kind-load dev deploy load
 
 # The venv, the project (editable, so `mlapi` lands in .venv/bin), the local servers and the
@@ -120,6 +120,9 @@ constraints: $(STAMP)  ## pin the images to the versions the tests passed with
 
 train: $(STAMP)  ## (re)train the default model into .mlapi/models
 	$(BIN)/mlapi train
+
+translation: $(STAMP)  ## regenerate the corpus's shipped Spanish translation (src/mlapi/model/data) with Apertium
+	$(BIN)/python -m mlapi.model.spanish
 
 retrain: $(STAMP)  ## candidate from corpus + feedback, promoted only through the gate (against `make run`)
 	$(BIN)/mlapi retrain

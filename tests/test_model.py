@@ -78,7 +78,14 @@ def test_evaluate_cli_reports_metrics_per_language(model_path):
     if report["translation"].get("spanish_rows"):
         # The same rows, translated: as many, with the same labels.
         assert report["held_out"]["es"]["rows"] == english["rows"]
-    assert report["golden"]["en"]["rows"] == 60 and report["golden"]["es"]["rows"] == 30
+    assert report["golden"]["en"]["rows"] == 45 and report["golden"]["es"]["rows"] == 44
+    # The hard set, by language and by category within each.
+    for language in ("en", "es"):
+        hard = report["hard"][language]
+        assert hard["rows"] == 72 and 0 <= hard["macro_f1"] <= 1
+        assert set(hard["by_category"]) == {"negation", "contrast", "understatement", "informal",
+                                            "neutral_request", "neutral_fact"}
+        assert sum(c["rows"] for c in hard["by_category"].values()) == 72
 
 
 def test_train_cli_on_a_user_csv(tmp_path):

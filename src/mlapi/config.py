@@ -70,8 +70,9 @@ class Settings:
     api_threads: int = 32
     # Path of the model archive (.skops) the workers serve; metadata sits beside it as .json.
     model_path: Path | None = None
-    # Where Spanish translations of the corpus are kept between trainings (Apertium output is
-    # training data); unset: $XDG_CACHE_HOME/mlapi, i.e. ~/.cache/mlapi.
+    # Where Apertium's Spanish translations of a user's own CSV corpus are kept between
+    # trainings (the default corpus's translation is shipped in the package and needs none);
+    # unset: $XDG_CACHE_HOME/mlapi, i.e. ~/.cache/mlapi.
     cache_dir: Path | None = None
     # Port of a worker's /healthz and /metrics; 0 turns them off (the local stack runs several).
     worker_metrics_port: int = 0

@@ -1,7 +1,8 @@
 """`mlapi run`'s first start: serve a fast model at once, train the multilingual one meanwhile.
 
-Training the multilingual model on a fresh machine takes minutes (translating the corpus to
-Spanish, embedding every text), and a newcomer should not wait that long for a first answer.
+Training the multilingual model on a fresh machine takes minutes (embedding every text, the
+corpus's and its shipped Spanish translation's), and a newcomer should not wait that long for
+a first answer.
 So the stack trains the `fast` kind on English rows (~15 s), serves it, and trains the
 `multilingual` kind in a background process. When that finishes it is stored in the registry
 and promoted if it is not worse on English (it is the only one that knows Spanish); the workers

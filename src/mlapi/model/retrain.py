@@ -15,15 +15,11 @@ and ends with a decision: promoted, refused or skipped. Errors raise ``RetrainEr
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import tempfile
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 
 import sklearn
@@ -33,30 +29,17 @@ from ..feedback import policy
 from ..feedback.db import FeedbackDB
 from ..redis_store import Registry
 from . import artifact, pipeline
+from . import golden as golden_sets
 from .predictor import Predictor
 from .training import Dataset, _embedding_info, _steps, dataset
-
-GOLDEN = "golden/golden.csv"
 
 
 class RetrainError(RuntimeError):
     """Retraining could not run (no champion, unreachable registry or database ...)."""
 
 
-@dataclass(frozen=True)
-class Golden:
-    """The hand-written set feedback never touches, in English and Spanish."""
-
-    texts: list[str]
-    labels: list[str]
-    languages: list[str]
-
-
-def load_golden() -> Golden:
-    raw = resources.files("mlapi.model").joinpath(GOLDEN).read_text(encoding="utf-8")
-    rows = list(csv.DictReader(io.StringIO(raw)))
-    return Golden(texts=[r["text"] for r in rows], labels=[r["label"] for r in rows],
-                  languages=[r.get("language") or "en" for r in rows])
+def load_golden() -> golden_sets.Golden:
+    return golden_sets.load("golden")
 
 
 def in_holdout(text: str, share: float) -> bool:
