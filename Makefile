@@ -98,9 +98,10 @@ load: $(STAMP)  ## locust against HOST (make run, or the gateway); fails past MA
 	    --duration '$(DURATION)' --max-error-rate '$(MAX_ERROR_RATE)' --max-p95-ms '$(MAX_P95_MS)' \
 	    $(if $(SHAPE),--shape '$(SHAPE)') $(if $(LOCUST_ARGS),-- $(LOCUST_ARGS))
 
-bench: $(STAMP)  ## requests/s and latency of a local stack, batching on and off, beside the model alone; both kinds
+bench: $(STAMP)  ## requests/s and latency of a local stack, batching on and off, beside the model alone; every kind
 	$(BIN)/mlapi bench --kind fast
 	$(BIN)/mlapi bench --kind multilingual
+	$(BIN)/mlapi bench --kind encoder
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check src tests tools k8s-tests loadtest

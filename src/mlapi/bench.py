@@ -242,8 +242,14 @@ def main(settings: Settings, quick: bool = False, kind: str = "multilingual") ->
         ("batching on >= 1.5x batching off at 32 clients", speedup >= 1.5),
         ("batch requests >= 50% of in-process texts/s", batch_share >= 0.5),
         ("API process < 100 MB RSS", memory["api_process_max_mb"] < 100),
-        ("worker process < 700 MB RSS", memory["worker_process_max_mb"] < 700),
     ]
+    if kind == "encoder":
+        # The bars a default kind must meet (the encoder is opt-in because it misses the first).
+        targets += [("model >= 200 texts/s in batches of 64, one thread",
+                     model_rows[1]["texts_per_s"] >= 200),
+                    ("worker process < 1 GB RSS", memory["worker_process_max_mb"] < 1024)]
+    else:
+        targets.append(("worker process < 700 MB RSS", memory["worker_process_max_mb"] < 700))
     if kind == "multilingual":
         targets.append(("model >= 300 texts/s in batches of 64, one thread",
                         model_rows[1]["texts_per_s"] >= 300))

@@ -21,10 +21,12 @@ import skops.io as sio
 # Modules whose types a model archive may contain. Everything else (a user's own class, os,
 # subprocess, builtins.eval ...) makes the archive untrusted.
 TRUSTED_MODULES = ("sklearn.", "numpy", "scipy.")
-# Our own types, each by its exact name: the multilingual kind's embedding step (its weights
-# are never in the archive; see embedding.py) and the selector of its columns.
+# Our own types, each by its exact name: the multilingual kind's embedding step and the
+# selector of its columns, the encoder kind's encoder (their weights are never in the archive;
+# see embedding.py and encoder.py).
 TRUSTED_TYPES = ("mlapi.model.embedding.SentenceEmbedding",
-                 "mlapi.model.embedding.EmbeddingColumns")
+                 "mlapi.model.embedding.EmbeddingColumns",
+                 "mlapi.model.encoder.SentenceEncoder")
 
 
 class ModelError(RuntimeError):
@@ -161,6 +163,7 @@ def _checked_load(path: Path, meta: dict, name: str):
     model = sio.load(path, trusted=types)
     from .embedding import EmbeddingMismatch, embeddings_in
 
+    # Steps whose weights come from an installed package: the package must be the fitted one.
     for step in embeddings_in(model):
         try:
             step.check()

@@ -16,6 +16,7 @@ and ends with a decision: promoted, refused or skipped. Errors raise ``RetrainEr
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -28,7 +29,7 @@ from rich.console import Console
 from ..feedback import policy
 from ..feedback.db import FeedbackDB
 from ..redis_store import Registry
-from . import artifact, pipeline
+from . import artifact, encoder, pipeline
 from . import golden as golden_sets
 from .predictor import Predictor
 from .training import Dataset, _embedding_info, _steps, dataset
@@ -105,7 +106,7 @@ def retrain(settings, corpus_path: str | Path | None = None, limit: int | None =
     db = FeedbackDB(settings.feedback_db_url)
     try:
         db.migrate()
-        with _steps(console) as step:
+        with _steps(console) as step, encoder.parallel(os.cpu_count() or 1):
             with step("Loading the champion from the registry"):
                 champion = _champion(registry)
             with step("Reading accepted corrections"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ import sklearn
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from . import artifact, golden, pipeline, translate
+from . import artifact, encoder, golden, pipeline, translate
 from . import corpus as corpora
 from . import spanish as shipped_spanish
 from .predictor import Predictor
@@ -132,12 +133,15 @@ def train(output: Path, corpus_path: str | Path | None = None, console: Console 
             console.print(f"[yellow]No Spanish rows: {data.translation['skipped']}. The model "
                           "learns from English only and will be weak in Spanish.")
         what = {"fast": "TF-IDF + calibrated linear SVM",
-                "multilingual": "TF-IDF + multilingual sentence embedding + calibrated linear SVM"}
-        with step(f"Fitting {kind}: {what[kind]} on {len(data.train_texts):,} texts"):
-            model = pipeline.fit(data.train_texts, data.train_labels, kind=kind)
-        with step("Scoring on the held-out split (" + ", ".join(data.languages) + ")"):
-            by_language = {lang: pipeline.score(model, texts, labels)
-                           for lang, (texts, labels) in data.held_out.items()}
+                "multilingual": "TF-IDF + multilingual sentence embedding + calibrated linear SVM",
+                "encoder": "multilingual-e5-small encoder (int8, one process per core) + "
+                           "logistic regression"}
+        with encoder.parallel(os.cpu_count() or 1):
+            with step(f"Fitting {kind}: {what[kind]} on {len(data.train_texts):,} texts"):
+                model = pipeline.fit(data.train_texts, data.train_labels, kind=kind)
+            with step("Scoring on the held-out split (" + ", ".join(data.languages) + ")"):
+                by_language = {lang: pipeline.score(model, texts, labels)
+                               for lang, (texts, labels) in data.held_out.items()}
         with step(f"Saving {output}"):
             meta = artifact.save(model, output, {
                 "kind": kind,
@@ -155,6 +159,9 @@ def train(output: Path, corpus_path: str | Path | None = None, console: Console 
 
 
 def _embedding_info(kind: str) -> dict | None:
+    if kind == "encoder":
+        return {"package": encoder.PACKAGE, "version": encoder.installed_version(),
+                "model": encoder.MODEL}
     if kind != "multilingual":
         return None
     from .embedding import PACKAGE, installed_version
@@ -168,12 +175,13 @@ def evaluate(model_path: Path, corpus_path: str | Path | None = None,
     the hard set by category)."""
     data = dataset(corpus_path, cache_dir=cache_dir)
     predictor = Predictor.load(model_path)
-    return {"model_version": predictor.version, "kind": pipeline.kind_of(predictor.metadata),
-            "corpus": data.corpus.source, "translation": data.translation,
-            "held_out": {lang: pipeline.score(predictor.model, texts, labels)
-                         for lang, (texts, labels) in data.held_out.items()},
-            **{name: golden.report(predictor.model.predict, golden.load(name))
-               for name in golden.SETS}}
+    with encoder.parallel(os.cpu_count() or 1):
+        return {"model_version": predictor.version, "kind": pipeline.kind_of(predictor.metadata),
+                "corpus": data.corpus.source, "translation": data.translation,
+                "held_out": {lang: pipeline.score(predictor.model, texts, labels)
+                             for lang, (texts, labels) in data.held_out.items()},
+                **{name: golden.report(predictor.model.predict, golden.load(name))
+                   for name in golden.SETS}}
 
 
 def _subsample(data: corpora.Corpus, limit: int) -> corpora.Corpus:
