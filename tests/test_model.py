@@ -179,3 +179,33 @@ def test_the_same_corpus_gives_the_same_archive_byte_for_byte(tmp_path, monkeypa
         schema = archive.read("schema.json").decode()
     assert {n for n in names if n.endswith(".npy")} == \
         {f'{m}.npy' for m in re.findall(r'"file": "(\d+)\.npy"', schema)}
+
+
+@pytest.mark.slow
+def test_the_encoder_kind_reads_structure_that_n_grams_miss(tmp_path):
+    """On a 6,000-row sample (a minute to train on 2 cores; the full corpus takes ~6 min), the
+    encoder kind beats the fast kind on the hard golden set by a wide margin, in both languages,
+    and still gets the plain golden set and the course's sentences right."""
+    from rich.console import Console
+
+    from mlapi.model import golden
+    from mlapi.model.training import train
+
+    scores = {}
+    for kind in ("encoder", "fast"):
+        path = tmp_path / f"{kind}.skops"
+        train(path, console=Console(quiet=True), kind=kind, limit=6000)
+        model = Predictor.load(path).model
+        scores[kind] = {name: golden.report(model.predict, golden.load(name))
+                        for name in ("hard", "golden")}
+        if kind == "encoder":
+            course = [("Me gusto la pelicula", "positive"), ("No me gusto la pelicula", "negative"),
+                      ("Tenemos problemas de inseguridad", "negative"),
+                      ("Te invito al cine", "neutral")]
+            assert list(model.predict([t for t, _ in course])) == [y for _, y in course]
+    # Measured on this sample: encoder hard set 0.83 / 0.75, fast 0.40 / 0.40; golden 0.98 both.
+    for language, hard_bar in (("en", 0.78), ("es", 0.68)):
+        encoder_hard = scores["encoder"]["hard"][language]["macro_f1"]
+        assert encoder_hard >= hard_bar, scores
+        assert encoder_hard >= scores["fast"]["hard"][language]["macro_f1"] + 0.1, scores
+        assert scores["encoder"]["golden"][language]["accuracy"] >= 0.9, scores
