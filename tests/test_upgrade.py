@@ -66,6 +66,25 @@ def test_a_worse_model_is_stored_but_not_promoted(redis_server, kafka_server, mo
         registry.close()
 
 
+def test_a_kind_promoted_meanwhile_is_kept(redis_server, kafka_server, model_path, tmp_path):
+    # A user who pushes an encoder model during the first `mlapi run` keeps it, even though
+    # the multilingual one scores higher on the corpus's English tweets.
+    settings = make_settings(redis_server.port, kafka_server.port, model_path)
+    registry = Registry(settings)
+    try:
+        fast = artifact.read_metadata(model_path)
+        chosen = {**fast, "kind": "encoder", "metrics": {**fast["metrics"], "macro_f1": 0.3}}
+        registry.add(chosen, model_path.read_bytes())
+        registry.promote(fast["version"])
+        upgrade = upgrade_for(settings, tmp_path)
+        upgrade.start()
+        line = wait_for(upgrade.poll, 600, "the background training to end")
+        assert "the encoder model promoted meanwhile" in line, line
+        assert registry.champion() == fast["version"]
+    finally:
+        registry.close()
+
+
 def test_a_failed_training_says_where_its_log_is(redis_server, kafka_server, model_path,
                                                  tmp_path):
     settings = make_settings(redis_server.port, kafka_server.port, model_path)

@@ -66,6 +66,12 @@ class Upgrade:
             es = meta["metrics"].get("by_language", {}).get("es", {}).get("macro_f1")
             scores = f"English macro-F1 {en:.3f} (was {old_en:.3f})" + (
                 f", Spanish {es:.3f}" if es is not None else "")
+            chosen = (old or {}).get("kind", "fast")
+            if chosen != "fast":
+                # Someone promoted another kind meanwhile (an encoder model, say): theirs stays.
+                return (f"[yellow]Trained the multilingual model {meta['version']} in "
+                        f"{minutes:.1f} min but kept the champion, the {chosen} model promoted "
+                        f"meanwhile: {scores}; `mlapi models promote {meta['version']}` serves it")
             if en < old_en - MARGIN:
                 return (f"[yellow]Trained the multilingual model {meta['version']} in "
                         f"{minutes:.1f} min but kept the champion: {scores}")
