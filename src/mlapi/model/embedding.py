@@ -28,11 +28,16 @@ class EmbeddingMismatch(RuntimeError):
     """The installed embedding package is not the one the model was fitted with."""
 
 
-def installed_version() -> str | None:
+def package_version(name: str) -> str | None:
+    """The installed version of the PyPI package ``name``, or None."""
     try:
-        return metadata.version(PACKAGE)
+        return metadata.version(name)
     except metadata.PackageNotFoundError:
         return None
+
+
+def installed_version() -> str | None:
+    return package_version(PACKAGE)
 
 
 class PackagedWeights(TransformerMixin, BaseEstimator):
@@ -40,6 +45,15 @@ class PackagedWeights(TransformerMixin, BaseEstimator):
 
     # What the step makes at run time (the loaded runtime, a check's result): never saved.
     runtime_attributes: tuple[str, ...] = ()
+
+    def check_package(self, package: str, installed: str | None, error: type[Exception]) -> None:
+        """Raise ``error`` unless ``installed`` is the version the step was fitted with."""
+        fitted = getattr(self, "package_version_", None)
+        if fitted != installed:
+            raise error(
+                f"this model was fitted with {package} {fitted}, but {installed or 'none'} is "
+                f"installed; other weights give other vectors, so it is refused: install "
+                f"{package}=={fitted}, or retrain the model")
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()
@@ -85,12 +99,7 @@ class SentenceEmbedding(PackagedWeights):
 
     def check(self) -> None:
         """Raise EmbeddingMismatch unless the installed package is the fitted one."""
-        fitted, installed = getattr(self, "package_version_", None), installed_version()
-        if fitted != installed:
-            raise EmbeddingMismatch(
-                f"this model was fitted with {PACKAGE} {fitted}, but "
-                f"{installed or 'none'} is installed; other weights give other vectors, so it "
-                f"is refused: install {PACKAGE}=={fitted}, or retrain the model")
+        self.check_package(PACKAGE, installed_version(), EmbeddingMismatch)
 
     def _encoder(self):
         # Made on first use and never saved: the weights come from the installed package.

