@@ -54,6 +54,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-%s" (include "mlapi.fullname" .root) .component | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/* The Service Prometheus scrapes a worker or the feedback service through (its job label). */}}
+{{- define "mlapi.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "mlapi.componentName" .) }}
+{{- end }}
+
 {{- define "mlapi.image" -}}
 {{- $c := index .root.Values .component }}
 {{- printf "%s:%s" $c.image.repository (default (default .root.Chart.AppVersion .root.Values.image.tag) $c.image.tag) }}
