@@ -69,8 +69,8 @@ class Render:
 
 @functools.cache
 def render(values: tuple[str, ...] = (), sets: tuple[str, ...] = (),
-           extra: tuple[str, ...] = (), chart: str = str(CHART)) -> Render:
-    args = ["template", RELEASE, chart, "--namespace", NAMESPACE]
+           extra: tuple[str, ...] = (), chart: str = str(CHART), release: str = RELEASE) -> Render:
+    args = ["template", release, chart, "--namespace", NAMESPACE]
     for v in values:
         args += ["-f", v]
     for s in sets:
@@ -88,9 +88,9 @@ def case_args(case: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return values, EXTRA_ARGS.get(case, ())
 
 
-def render_case(case: str, sets: tuple[str, ...] = ()) -> Render:
+def render_case(case: str, sets: tuple[str, ...] = (), release: str = RELEASE) -> Render:
     values, extra = case_args(case)
-    return render(values, sets, extra)
+    return render(values, sets, extra, release=release)
 
 
 def deep_merge(base: dict, over: dict) -> dict:

@@ -18,6 +18,18 @@
 {{- end }}
 {{- end }}
 
+{{/*
+"<prefix>-<suffix>" within max characters: the prefix is cut, never the suffix, so a long
+release name still gives `…-api`, `…-worker-metrics`. Call with (dict "prefix" p "suffix" s
+"max" n). Kubernetes' limits: 63 for a Service (a DNS label) and for anything whose name
+becomes a label value or a host name; 52 for a StatefulSet or CronJob (the controller appends
+11 characters to make a label value of at most 63).
+*/}}
+{{- define "mlapi.fitName" -}}
+{{- $room := sub (int .max) (add1 (len .suffix)) }}
+{{- printf "%s-%s" (.prefix | trunc (int $room) | trimSuffix "-") .suffix }}
+{{- end }}
+
 {{- define "mlapi.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
@@ -50,13 +62,19 @@ app.kubernetes.io/component: {{ .component }}
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
+{{/* <fullname>-<component>; add "max" 52 for a CronJob. */}}
 {{- define "mlapi.componentName" -}}
-{{- printf "%s-%s" (include "mlapi.fullname" .root) .component | trunc 63 | trimSuffix "-" }}
+{{- include "mlapi.fitName" (dict "prefix" (include "mlapi.fullname" .root) "suffix" .component "max" (.max | default 63)) }}
 {{- end }}
 
 {{/* The Service Prometheus scrapes a worker or the feedback service through (its job label). */}}
 {{- define "mlapi.metricsServiceName" -}}
-{{- printf "%s-metrics" (include "mlapi.componentName" .) }}
+{{- include "mlapi.fitName" (dict "prefix" (include "mlapi.fullname" .root) "suffix" (printf "%s-metrics" .component) "max" 63) }}
+{{- end }}
+
+{{/* <fullname>-<suffix> for objects of the whole release (Secrets, policies, the test pod). */}}
+{{- define "mlapi.releaseName" -}}
+{{- include "mlapi.fitName" (dict "prefix" (include "mlapi.fullname" .root) "suffix" .suffix "max" 63) }}
 {{- end }}
 
 {{- define "mlapi.image" -}}
@@ -66,12 +84,13 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* Backing services: the names the subcharts give (their _helpers.tpl), or external. */}}
 
+{{/* The same formulas as the subcharts' redis.fullname and kafka.fullname (a test checks). */}}
 {{- define "mlapi.redis.fullname" -}}
-{{- printf "%s-redis" .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- include "mlapi.fitName" (dict "prefix" .Release.Name "suffix" "redis" "max" 52) }}
 {{- end }}
 
 {{- define "mlapi.kafka.fullname" -}}
-{{- printf "%s-kafka" .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- include "mlapi.fitName" (dict "prefix" .Release.Name "suffix" "kafka" "max" 52) }}
 {{- end }}
 
 {{- define "mlapi.redisUrl" -}}

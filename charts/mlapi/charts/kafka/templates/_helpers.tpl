@@ -2,17 +2,20 @@
 Names are fixed by the mlapi chart contract (no .Chart.Name / nameOverride tricks):
   StatefulSet + client Service  <release>-kafka
   headless Service              <release>-kafka-headless
+The release name is cut so that the StatefulSet's name fits 52 characters (its controller
+appends a revision hash to make a label value of at most 63); the parent's
+mlapi.kafka.fullname uses the same formula.
 */}}
 {{- define "kafka.fullname" -}}
-{{- printf "%s-kafka" .Release.Name -}}
+{{- printf "%s-kafka" (.Release.Name | trunc 46 | trimSuffix "-") -}}
 {{- end -}}
 
 {{- define "kafka.headlessServiceName" -}}
-{{- printf "%s-kafka-headless" .Release.Name -}}
+{{- printf "%s-headless" (include "kafka.fullname" .) -}}
 {{- end -}}
 
 {{- define "kafka.clusterIdSecretName" -}}
-{{- printf "%s-kafka-cluster-id" .Release.Name -}}
+{{- printf "%s-cluster-id" (include "kafka.fullname" .) -}}
 {{- end -}}
 
 {{- define "kafka.serviceAccountName" -}}

@@ -1,12 +1,15 @@
 {{/*
 Names are fixed by the mlapi chart contract: <release>-redis and <release>-redis-headless.
+The release name is cut so that the StatefulSet's name fits 52 characters (its controller
+appends a revision hash to make a label value of at most 63); the parent's
+mlapi.redis.fullname uses the same formula.
 */}}
 {{- define "redis.fullname" -}}
-{{- printf "%s-redis" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-redis" (.Release.Name | trunc 46 | trimSuffix "-") -}}
 {{- end -}}
 
 {{- define "redis.headlessName" -}}
-{{- printf "%s-redis-headless" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-headless" (include "redis.fullname" .) -}}
 {{- end -}}
 
 {{- define "redis.chart" -}}
