@@ -81,6 +81,7 @@ deploy:  ## helm upgrade --install with the dev values and the images of `make k
 	@tools/need.sh kubectl helm
 	helm upgrade --install mlapi charts/mlapi -n mlapi --create-namespace -f deploy/dev-values.yaml \
 	  --set image.tag=$(or $(IMAGE_TAG),dev) \
+	  --set api.image.registry=,worker.image.registry=,feedback.image.registry= \
 	  --set api.image.repository=$(IMAGE_REPO)mlapi-api,tests.image.repository=$(IMAGE_REPO)mlapi-api \
 	  --set worker.image.repository=$(IMAGE_REPO)mlapi-worker \
 	  --set feedback.image.repository=$(IMAGE_REPO)mlapi-feedback --wait --timeout 10m

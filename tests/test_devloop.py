@@ -64,6 +64,8 @@ def test_helm_release_sets_each_image_from_its_artifact(skaffold):
         var = image.replace("-", "_")
         assert templates[f"{component}.image.repository"] == "{{.IMAGE_REPO_" + var + "}}"
         assert templates[f"{component}.image.tag"] == "{{.IMAGE_TAG_" + var + "}}"
+        # IMAGE_REPO is a whole reference: the chart must not put its registry in front.
+        assert templates[f"{component}.image.registry"] == ""
 
 
 def test_profiles_are_commented_and_cover_kind_and_a_registry(skaffold):

@@ -24,6 +24,10 @@ USER_SUPPLIED = {
         ("Secret", "mlapi-kafka-user"): "externalKafka.existingSecret",
         ("Secret", "my-cluster-cluster-ca-cert"): "externalKafka.caSecret",
     },
+    "with-private-registry-values.yaml": {
+        ("Secret", "regcred"): "global.imagePullSecrets",
+        ("Secret", "mlapi-pull"): "imagePullSecrets",
+    },
 }
 
 
@@ -123,7 +127,12 @@ def test_referenced_objects_exist(case):
     assert used == set(supplied), f"USER_SUPPLIED entries not referenced: {set(supplied) - used}"
     file_values = case_file_values(case)
     for (_kind, name), path in supplied.items():
-        assert dig(file_values, path) == name, f"{name} is not what {path} says in {case}"
+        given = dig(file_values, path)
+        if isinstance(given, list):  # pull secrets: names or {name: ...}
+            given = [g["name"] if isinstance(g, dict) else g for g in given]
+            assert name in given, f"{name} is not in {path} in {case}"
+        else:
+            assert given == name, f"{name} is not what {path} says in {case}"
 
 
 def test_volume_mounts_have_volumes(rendered):

@@ -77,10 +77,6 @@ app.kubernetes.io/component: {{ .component }}
 {{- include "mlapi.fitName" (dict "prefix" (include "mlapi.fullname" .root) "suffix" .suffix "max" 63) }}
 {{- end }}
 
-{{- define "mlapi.image" -}}
-{{- $c := index .root.Values .component }}
-{{- printf "%s:%s" $c.image.repository (default (default .root.Chart.AppVersion .root.Values.image.tag) $c.image.tag) }}
-{{- end }}
 
 {{/* Backing services: the names the subcharts give (their _helpers.tpl), or external. */}}
 

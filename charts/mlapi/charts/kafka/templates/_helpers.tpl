@@ -50,11 +50,32 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
+{{/* [registry/]repository:tag[@digest]; the parent's global.imageRegistry replaces the registry. */}}
 {{- define "kafka.image" -}}
-{{- if .Values.image.digest -}}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
-{{- else -}}
-{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) -}}
+{{- $global := .Values.global | default dict -}}
+{{- $registry := default .Values.image.registry $global.imageRegistry -}}
+{{- $ref := .Values.image.repository -}}
+{{- if $registry }}{{ $ref = printf "%s/%s" (trimSuffix "/" $registry) $ref }}{{ end -}}
+{{- $ref = printf "%s:%s" $ref (.Values.image.tag | default .Chart.AppVersion | toString) -}}
+{{- if .Values.image.digest }}{{ $ref = printf "%s@%s" $ref .Values.image.digest }}{{ end -}}
+{{- $ref -}}
+{{- end -}}
+
+{{/*
+imagePullSecrets: the parent's global.imagePullSecrets, then this chart's imagePullSecrets,
+as names or {name: ...}; nothing when both are empty.
+*/}}
+{{- define "kafka.imagePullSecrets" -}}
+{{- $global := .Values.global | default dict -}}
+{{- $names := list -}}
+{{- range concat ($global.imagePullSecrets | default list) (.Values.imagePullSecrets | default list) -}}
+{{- if kindIs "string" . }}{{ $names = append $names . }}{{ else }}{{ $names = append $names .name }}{{ end -}}
+{{- end -}}
+{{- with $names | uniq }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . }}
+{{- end }}
 {{- end -}}
 {{- end -}}
 

@@ -74,6 +74,31 @@ Secret <release>-redis (so upgrades keep it), else a random 32-char string.
 {{- if dig "networkPolicy" "enabled" true $global -}}true{{- end -}}
 {{- end -}}
 
+{{/* [registry/]repository:tag[@digest]; the parent's global.imageRegistry replaces the registry. */}}
 {{- define "redis.image" -}}
-{{- printf "%s:%s" .Values.image.repository .Values.image.tag -}}
+{{- $global := .Values.global | default dict -}}
+{{- $registry := default .Values.image.registry $global.imageRegistry -}}
+{{- $ref := .Values.image.repository -}}
+{{- if $registry }}{{ $ref = printf "%s/%s" (trimSuffix "/" $registry) $ref }}{{ end -}}
+{{- $ref = printf "%s:%s" $ref (.Values.image.tag | default .Chart.AppVersion | toString) -}}
+{{- if .Values.image.digest }}{{ $ref = printf "%s@%s" $ref .Values.image.digest }}{{ end -}}
+{{- $ref -}}
+{{- end -}}
+
+{{/*
+imagePullSecrets: the parent's global.imagePullSecrets, then this chart's imagePullSecrets,
+as names or {name: ...}; nothing when both are empty.
+*/}}
+{{- define "redis.imagePullSecrets" -}}
+{{- $global := .Values.global | default dict -}}
+{{- $names := list -}}
+{{- range concat ($global.imagePullSecrets | default list) (.Values.imagePullSecrets | default list) -}}
+{{- if kindIs "string" . }}{{ $names = append $names . }}{{ else }}{{ $names = append $names .name }}{{ end -}}
+{{- end -}}
+{{- with $names | uniq }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . }}
+{{- end }}
+{{- end -}}
 {{- end -}}
