@@ -109,10 +109,11 @@ def test_the_gateway_node_port_is_the_one_kind_maps_to_localhost():
     node_port = service["patch"]["value"]["spec"]["ports"][0]["nodePort"]
     assert {"containerPort": node_port, "hostPort": 8080} == {
         k: v for k, v in mappings[0].items() if k in ("containerPort", "hostPort")}
-    # The dev values' chart admits the gateway's namespace to the API (the chart's default).
+    # The chart admits the gateway's proxies to the API (networkPolicy.gatewayNamespace, used
+    # when httpRoute.enabled and networkPolicy.apiFrom is empty, the defaults).
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    gateway_ns = values["networkPolicy"]["apiFrom"][0]["namespaceSelector"]["matchLabels"]
-    assert gateway_ns["kubernetes.io/metadata.name"] == proxy["metadata"]["namespace"]
+    assert values["networkPolicy"]["apiFrom"] == []
+    assert values["networkPolicy"]["gatewayNamespace"] == proxy["metadata"]["namespace"]
 
 
 @pytest.mark.parametrize("target, tool", [

@@ -13,7 +13,9 @@ pytestmark = pytest.mark.chart
 
 APP = ["api", "worker", "feedback"]
 INTERNET = "93.184.216.34"
-# Namespace of whoever fronts the API (networkPolicy.apiFrom) per values file.
+NODELOCAL_DNS = "169.254.20.10"
+# Namespace of whoever fronts the API (networkPolicy.apiFrom) per values file; without it, the
+# Gateway's (networkPolicy.gatewayNamespace) with httpRoute.enabled, else nobody.
 FRONT_NS = {"with-ingress-values.yaml": "traefik"}
 SYNTHETIC = {
     "gateway": Pod("gateway", "envoy-gateway-system", {"app.kubernetes.io/name": "envoy"}),
@@ -26,8 +28,8 @@ SYNTHETIC = {
 
 
 @functools.cache
-def world(case: str) -> tuple[Cluster, dict]:
-    r = render_case(case).ok()
+def world(case: str, sets: tuple[str, ...] = ()) -> tuple[Cluster, dict]:
+    r = render_case(case, sets).ok()
     pods = dict(SYNTHETIC)
     templates = pod_templates(r.docs)
     modelled = pods_from_templates(templates, NAMESPACE)
@@ -59,7 +61,8 @@ def flows(case):
     v = effective_values(case)
     roles = release_roles(case)
     clients = [r for r in roles if r in {*APP, "retrain"}]
-    front = FRONT_NS.get(case, "envoy-gateway-system")
+    front = FRONT_NS.get(case) or \
+        (v["networkPolicy"]["gatewayNamespace"] if v["httpRoute"]["enabled"] else None)
     out = []
     if v["redis"]["enabled"]:
         out += [(c, "redis", 6379, "TCP", True) for c in clients]
@@ -72,9 +75,12 @@ def flows(case):
                 ("test", "kafka", 9092, "TCP", False)]
     if v["redis"]["enabled"] and v["kafka"]["enabled"]:
         out += [("redis", "kafka", 9092, "TCP", False), ("kafka", "redis", 6379, "TCP", False)]
+    if front:
+        out.append(("traefik" if front == "traefik" else "gateway", "api", 8000, "TCP", True))
     out += [
-        ("traefik" if front == "traefik" else "gateway", "api", 8000, "TCP", True),
         ("test", "api", 8000, "TCP", True),
+        ("traefik", "api", 8000, "TCP", front == "traefik"),
+        (INTERNET, "api", 8000, "TCP", False),
         ("stranger", "api", 8000, "TCP", False),
         ("gateway", "worker", 9100, "TCP", False),
         ("gateway", "feedback", 9101, "TCP", False),
@@ -86,11 +92,14 @@ def flows(case):
         ("worker", "feedback", 9101, "TCP", False),
         ("feedback", "api", 8000, "TCP", False),
     ]
-    if front == "traefik":
+    if front != "envoy-gateway-system":
         out.append(("gateway", "api", 8000, "TCP", False))
+    nodelocal = any(p.get("ipBlock") for p in v["networkPolicy"]["dnsTo"])
     for r in roles:
         out += [(r, "dns", 53, "UDP", True), (r, "dns", 53, "TCP", True),
-                (r, INTERNET, 443, "TCP", False), (r, "dns", 80, "TCP", False)]
+                (r, INTERNET, 443, "TCP", False), (r, "dns", 80, "TCP", False),
+                (r, INTERNET, 53, "UDP", False),
+                (r, NODELOCAL_DNS, 53, "UDP", nodelocal), (r, NODELOCAL_DNS, 80, "TCP", False)]
     ext_redis_port = v["externalRedis"]["port"]
     ext_kafka_ports = v["externalKafka"]["ports"]
     if not v["redis"]["enabled"]:
@@ -123,8 +132,8 @@ FLOW_PARAMS = [pytest.param(case, *f, id=f"{case}:{f[0]}->{f[1]}:{f[2]}/{f[3]}:"
 @pytest.mark.parametrize("case,src,dst,port,protocol,expected", FLOW_PARAMS)
 def test_flow(case, src, dst, port, protocol, expected):
     cluster, pods = world(case)
-    assert src in pods, f"no {src} pod rendered"
-    s = pods[src]
+    assert src[0].isdigit() or src in pods, f"no {src} pod rendered"
+    s = External(src) if src[0].isdigit() else pods[src]
     d = External(dst) if dst[0].isdigit() else pods.get(dst)
     assert d is not None, f"no {dst} pod rendered"
     assert cluster.allowed(s, d, port, protocol) is expected
@@ -148,3 +157,76 @@ def test_policies_can_be_switched_off():
     r = render_case("defaults", ("global.networkPolicy.enabled=false",)).ok()
     assert not r.of_kind("NetworkPolicy")
     assert r.of_kind("StatefulSet"), "subcharts still render"
+
+
+def _allowed(world_, src, dst, port, protocol="TCP"):
+    cluster, pods = world_
+    s = External(src) if src[0].isdigit() else pods[src]
+    d = External(dst) if dst[0].isdigit() else pods[dst]
+    return cluster.allowed(s, d, port, protocol)
+
+
+@pytest.mark.parametrize("service_type", ["LoadBalancer", "NodePort"])
+def test_an_external_api_service_admits_any_source_to_the_api_port_only(service_type):
+    """External clients reach a LoadBalancer/NodePort Service from node IPs or anywhere."""
+    w = world("defaults", (f"api.service.type={service_type}",))
+    for src in (INTERNET, "10.0.0.7", "stranger", "gateway"):
+        assert _allowed(w, src, "api", 8000), src
+        assert not _allowed(w, src, "api", 8001), src
+        assert not _allowed(w, src, "worker", 9100), src
+        assert not _allowed(w, src, "redis", 6379), src
+    assert not _allowed(w, "api", INTERNET, 443), "egress stays closed"
+
+
+def test_no_route_admits_only_the_test_pod_to_the_api():
+    w = world("defaults")
+    assert _allowed(w, "test", "api", 8000)
+    for src in ("gateway", "traefik", "stranger", INTERNET):
+        assert not _allowed(w, src, "api", 8000), src
+
+
+def test_the_gateway_namespace_is_a_value_and_apifrom_overrides_it():
+    route = ("httpRoute.enabled=true", "httpRoute.parentRefs[0].name=eg")
+    cluster, pods = world("defaults", (*route, "networkPolicy.gatewayNamespace=istio-ingress"))
+    istio = Pod("istio", "istio-ingress", {"istio": "ingressgateway"})
+    assert cluster.allowed(istio, pods["api"], 8000)
+    assert not cluster.allowed(pods["gateway"], pods["api"], 8000)
+    w = world("defaults", (*route, "networkPolicy.apiFrom[0].namespaceSelector.matchLabels"
+                                   ".kubernetes\\.io/metadata\\.name=traefik"))
+    assert _allowed(w, "traefik", "api", 8000)
+    assert not _allowed(w, "gateway", "api", 8000)
+
+
+@pytest.mark.parametrize("sets,ok", [
+    ((), False),
+    (("api.service.type=LoadBalancer",), True),
+    (("global.networkPolicy.enabled=false",), True),
+    (("networkPolicy.apiFrom[0].namespaceSelector.matchLabels.team=edge",), True),
+], ids=["no-apiFrom", "loadbalancer", "policies-off", "apiFrom"])
+def test_an_ingress_needs_apifrom(sets, ok):
+    r = render_case("defaults", ("ingress.enabled=true", *sets))
+    assert (r.rc == 0) is ok, r.stderr
+    if not ok:
+        assert "networkPolicy.apiFrom" in r.stderr and "namespaceSelector" in r.stderr
+
+
+def test_dns_peers_and_ports_are_values():
+    """OpenShift: the DNS pods are in openshift-dns and listen on 5353 (the Service's 53)."""
+    sets = ("networkPolicy.dnsTo[0].namespaceSelector.matchLabels"
+            ".kubernetes\\.io/metadata\\.name=openshift-dns",
+            "networkPolicy.dnsPorts[0].port=5353", "networkPolicy.dnsPorts[0].protocol=UDP",
+            "networkPolicy.dnsPorts[1].port=5353", "networkPolicy.dnsPorts[1].protocol=TCP")
+    cluster, pods = world("defaults", sets)
+    dns = Pod("openshift-dns", "openshift-dns", {"dns.operator.openshift.io/daemonset-dns": "default"})
+    for role in ("api", "worker", "feedback", "redis", "kafka", "test"):
+        assert cluster.allowed(pods[role], dns, 5353, "UDP"), role
+        assert cluster.allowed(pods[role], dns, 5353, "TCP"), role
+        assert not cluster.allowed(pods[role], dns, 53, "UDP"), role
+        assert not cluster.allowed(pods[role], pods["dns"], 5353, "UDP"), role
+
+
+def test_an_empty_dnsto_allows_any_destination_on_the_dns_ports_only():
+    w = world("defaults", ("networkPolicy.dnsTo=null",))
+    assert _allowed(w, "api", INTERNET, 53, "UDP")
+    assert _allowed(w, "worker", NODELOCAL_DNS, 53, "TCP")
+    assert not _allowed(w, "api", INTERNET, 443)

@@ -49,4 +49,16 @@
 {{- if and $v.httpRoute.enabled (not $v.httpRoute.parentRefs) }}
 {{- fail "httpRoute.enabled needs httpRoute.parentRefs: the Gateway(s) to attach to, e.g. [{name: eg, namespace: envoy-gateway-system}]" }}
 {{- end }}
+{{- if and $v.ingress.enabled (dig "networkPolicy" "enabled" true ($v.global | default dict)) (not $v.networkPolicy.apiFrom) (not (include "mlapi.apiServiceExternal" .)) }}
+{{- fail "ingress.enabled needs networkPolicy.apiFrom: the pods of your ingress controller, which the NetworkPolicy must let reach the API, e.g. [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ingress-nginx}}}] (or global.networkPolicy.enabled=false)" }}
+{{- end }}
+{{- if and $v.ingress.enabled $v.ingress.hosts $v.ingress.host }}
+{{- fail "ingress.host and ingress.hosts are both set: move ingress.host into ingress.hosts ([{host: <name>}]) and leave ingress.host empty" }}
+{{- end }}
+{{- if and $v.ingress.enabled $v.ingress.tls $v.ingress.tlsSecretName }}
+{{- fail "ingress.tlsSecretName and ingress.tls are both set: move it into ingress.tls ([{secretName: <secret>, hosts: [<name>]}]) and leave ingress.tlsSecretName empty" }}
+{{- end }}
+{{- if $v.ingress.enabled }}
+{{- include "mlapi.validateIngressPaths" . }}
+{{- end }}
 {{- end }}
