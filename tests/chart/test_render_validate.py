@@ -64,12 +64,21 @@ def test_template_every_case(case):
         assert d.get("apiVersion") and d.get("kind") and d["metadata"].get("name"), d
 
 
-def test_every_object_is_in_the_release_namespace(rendered):
-    """`helm template -n N | kubectl apply -f -` must put every object in N, not the context's."""
+def test_every_object_is_in_the_release_namespace(case, rendered):
+    """`helm template -n N | kubectl apply -f -` must put every object in N, not the context's;
+    the one exception is the dashboard ConfigMap where metrics.dashboard.namespace names another
+    (a Grafana sidecar that watches one namespace)."""
     cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass"}
+    dashboard_ns = dig(effective_values(case), "metrics.dashboard.namespace") or NAMESPACE
+
+    def expected(d):
+        if d["kind"] == "ConfigMap" and "mlapi.json" in (d.get("data") or {}):
+            return dashboard_ns
+        return NAMESPACE
+
     wrong = [f"{d['kind']}/{d['metadata']['name']}: {d['metadata'].get('namespace')!r}"
              for d in rendered.docs
-             if d["kind"] not in cluster_scoped and d["metadata"].get("namespace") != NAMESPACE]
+             if d["kind"] not in cluster_scoped and d["metadata"].get("namespace") != expected(d)]
     assert not wrong, wrong
 
 
