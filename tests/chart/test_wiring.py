@@ -24,6 +24,10 @@ USER_SUPPLIED = {
         ("Secret", "mlapi-kafka-user"): "externalKafka.existingSecret",
         ("Secret", "my-cluster-cluster-ca-cert"): "externalKafka.caSecret",
     },
+    "with-keda-external-kafka-values.yaml": {
+        ("Secret", "mlapi-kafka-user"): "externalKafka.existingSecret",
+        ("Secret", "kafka-ca"): "externalKafka.caSecret",
+    },
 }
 
 
