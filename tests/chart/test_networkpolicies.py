@@ -24,6 +24,16 @@ SYNTHETIC = {
     "stranger": Pod("stranger", NAMESPACE, {}),
     "dns": Pod("dns", "kube-system", {"k8s-app": "kube-dns"},
                [Port(53, "UDP", "dns"), Port(53, "TCP", "dns-tcp")]),
+    # The KEDA Helm chart's pods (kedacore/charts keda/templates: operator, metrics server) in
+    # its documented namespace, and a look-alike of the operator elsewhere.
+    "keda-operator": Pod("keda-operator", "keda", {
+        "app": "keda-operator", "name": "keda-operator",
+        "app.kubernetes.io/name": "keda-operator", "app.kubernetes.io/instance": "keda"}),
+    "keda-metrics": Pod("keda-metrics", "keda", {
+        "app": "keda-operator-metrics-apiserver", "name": "keda-operator-metrics-apiserver",
+        "app.kubernetes.io/name": "keda-operator-metrics-apiserver",
+        "app.kubernetes.io/instance": "keda"}),
+    "fake-keda": Pod("fake-keda", "team-x", {"app": "keda-operator"}),
 }
 
 
@@ -77,6 +87,18 @@ def flows(case):
         out += [("redis", "kafka", 9092, "TCP", False), ("kafka", "redis", 6379, "TCP", False)]
     if front:
         out.append(("traefik" if front == "traefik" else "gateway", "api", 8000, "TCP", True))
+    if v["kafka"]["enabled"]:
+        # KEDA's operator reads the consumer group's lag from the brokers, nothing more.
+        keda = v["worker"]["keda"]["enabled"]
+        out += [("keda-operator", "kafka", 9092, "TCP", keda),
+                ("keda-operator", "kafka-1", 9092, "TCP", keda),
+                ("keda-operator", "kafka", 9093, "TCP", False),
+                ("keda-metrics", "kafka", 9092, "TCP", False),
+                ("fake-keda", "kafka", 9092, "TCP", False)]
+    if v["redis"]["enabled"]:
+        out += [("keda-operator", "redis", 6379, "TCP", False)]
+    out += [("keda-operator", "api", 8000, "TCP", False),
+            ("keda-operator", "worker", 9100, "TCP", False)]
     out += [
         ("test", "api", 8000, "TCP", True),
         ("traefik", "api", 8000, "TCP", front == "traefik"),
@@ -230,3 +252,48 @@ def test_an_empty_dnsto_allows_any_destination_on_the_dns_ports_only():
     assert _allowed(w, "api", INTERNET, 53, "UDP")
     assert _allowed(w, "worker", NODELOCAL_DNS, 53, "TCP")
     assert not _allowed(w, "api", INTERNET, 443)
+
+
+# ---- KEDA's operator and the bundled Kafka.
+
+KEDA_CASE = "with-keda-values.yaml"
+
+
+def _allowed_flows(cluster, pods):
+    """Every (src, dst, port, protocol) the policies allow between the modelled pods, on any
+    port a pod declares or the chart uses."""
+    ports = {(p.port, p.protocol) for pod in pods.values() for p in pod.ports}
+    ports |= {(p, "TCP") for p in (53, 80, 443, 6379, 8000, 9092, 9093, 9100, 9101)}
+    return {(s, d, port, proto) for s, src in pods.items() for d, dst in pods.items()
+            if s != d for port, proto in ports if cluster.allowed(src, dst, port, proto)}
+
+
+def test_keda_opens_only_the_operator_to_kafka_9092():
+    """The same values without KEDA allow exactly the same flows, but the operator's two."""
+    with_keda = _allowed_flows(*world(KEDA_CASE))
+    without = _allowed_flows(*world(KEDA_CASE, ("worker.keda.enabled=false",)))
+    assert without <= with_keda
+    assert with_keda - without == {("keda-operator", "kafka", 9092, "TCP"),
+                                   ("keda-operator", "kafka-1", 9092, "TCP")}
+
+
+def test_keda_operator_namespace_and_labels_are_values():
+    sets = ("worker.keda.operator.namespace=autoscaling", "worker.keda.operator.podLabels.app=null",
+            "worker.keda.operator.podLabels.app\\.kubernetes\\.io/name=keda-operator")
+    cluster, pods = world(KEDA_CASE, sets)
+    moved = Pod("moved", "autoscaling", {"app.kubernetes.io/name": "keda-operator"})
+    assert cluster.allowed(moved, pods["kafka"], 9092)
+    assert not cluster.allowed(moved, pods["kafka"], 9093)
+    assert not cluster.allowed(pods["keda-operator"], pods["kafka"], 9092), "no longer `keda`"
+    assert not cluster.allowed(Pod("other", "autoscaling", {"app": "keda-operator"}),
+                               pods["kafka"], 9092)
+
+
+def test_keda_kafka_policy_only_with_bundled_kafka_and_policies():
+    def keda_policies(case, sets=()):
+        return [p for p in render_case(case, sets).ok().of_kind("NetworkPolicy")
+                if "keda-operator" in str(p["spec"])]
+    assert len(keda_policies(KEDA_CASE)) == 1
+    assert not keda_policies("with-keda-external-kafka-values.yaml"), "no Kafka pods to admit to"
+    assert not keda_policies(KEDA_CASE, ("global.networkPolicy.enabled=false",))
+    assert not keda_policies("defaults")

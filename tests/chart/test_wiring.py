@@ -28,6 +28,10 @@ USER_SUPPLIED = {
         ("Secret", "regcred"): "global.imagePullSecrets",
         ("Secret", "mlapi-pull"): "imagePullSecrets",
     },
+    "with-keda-external-kafka-values.yaml": {
+        ("Secret", "mlapi-kafka-user"): "externalKafka.existingSecret",
+        ("Secret", "kafka-ca"): "externalKafka.caSecret",
+    },
 }
 
 
