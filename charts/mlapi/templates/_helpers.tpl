@@ -34,16 +34,21 @@ becomes a label value or a host name; 52 for a StatefulSet or CronJob (the contr
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Labels on every object; selectorLabels are the immutable subset Deployments select on. */}}
+{{/*
+Labels on every object; selectorLabels are the immutable subset Deployments select on. Built
+as maps and merged, so a key is written once: the chart's labels win over commonLabels (a
+selector label cannot be changed by a value).
+*/}}
 {{- define "mlapi.labels" -}}
+{{- toYaml (merge (include "mlapi.chartLabels" . | fromYaml) (.Values.commonLabels | default dict)) }}
+{{- end }}
+
+{{- define "mlapi.chartLabels" -}}
 helm.sh/chart: {{ include "mlapi.chart" . }}
 {{ include "mlapi.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: mlapi
-{{- with .Values.commonLabels }}
-{{ toYaml . }}
-{{- end }}
 {{- end }}
 
 {{- define "mlapi.selectorLabels" -}}
@@ -53,8 +58,24 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* Per component: call with (dict "root" $ "component" "api"). */}}
 {{- define "mlapi.componentLabels" -}}
-{{ include "mlapi.labels" .root }}
-app.kubernetes.io/component: {{ .component }}
+{{- $chart := merge (dict "app.kubernetes.io/component" .component) (include "mlapi.chartLabels" .root | fromYaml) }}
+{{- toYaml (merge $chart (.root.Values.commonLabels | default dict)) }}
+{{- end }}
+
+{{/*
+A pod template's labels: the component's, the client labels the Redis and Kafka policies admit
+by, then the component's podLabels, then commonLabels (each key once; the first wins).
+Call with (dict "root" $ "component" "api" "values" <the component's values>).
+*/}}
+{{- define "mlapi.podLabels" -}}
+{{- $chart := merge (dict "app.kubernetes.io/component" .component) (include "mlapi.chartLabels" .root | fromYaml) }}
+{{- $clients := dict "mlapi.io/redis-client" "true" "mlapi.io/kafka-client" "true" }}
+{{- toYaml (merge $chart $clients (.values.podLabels | default dict) (.root.Values.commonLabels | default dict)) }}
+{{- end }}
+
+{{/* A pod template's annotations: the checksums, then the component's podAnnotations. */}}
+{{- define "mlapi.podAnnotations" -}}
+{{- toYaml (merge (include "mlapi.checksums" .root | fromYaml) (.values.podAnnotations | default dict)) }}
 {{- end }}
 
 {{- define "mlapi.componentSelectorLabels" -}}
@@ -242,5 +263,23 @@ capabilities:
 {{/* Annotations that roll the pods when their configuration or secrets change. */}}
 {{- define "mlapi.checksums" -}}
 checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
-checksum/secrets: {{ include (print .Template.BasePath "/secrets.yaml") . | sha256sum }}
+checksum/secrets: {{ include "mlapi.secretInputs" . | sha256sum }}
+{{- end }}
+
+{{/*
+What the pods' secrets are made from, as JSON (its keys sorted): the same values give the same
+checksum in every render and every Deployment (a GitOps sync sees no diff), and a new password,
+URL or Secret name rolls every pod that reads it. The rendered secrets.yaml is not hashed: the
+admin token in it is random on every `helm template` (the API re-reads the keys file anyway).
+A Secret you manage (existingSecret) that changes in place is not seen by Helm: restart the
+pods, or let a controller such as Reloader do it (see the chart README).
+*/}}
+{{- define "mlapi.secretInputs" -}}
+{{- $v := .Values }}
+{{- toJson (dict
+  "auth" (pick $v.auth "enabled" "existingSecret" "existingSecretKey")
+  "redis" (dict "enabled" $v.redis.enabled "auth" ($v.redis.auth | default dict))
+  "externalRedis" $v.externalRedis
+  "externalKafka" $v.externalKafka
+  "database" $v.feedback.database) }}
 {{- end }}

@@ -17,9 +17,11 @@ affinity:
 topologySpreadConstraints:
   {{- range . }}
   - {{- toYaml . | nindent 4 }}
+    {{- if not (hasKey . "labelSelector") }}
     labelSelector:
       matchLabels:
         {{- include "mlapi.componentSelectorLabels" $ | nindent 8 }}
+    {{- end }}
   {{- end }}
 {{- end }}
 {{- with $c.priorityClassName }}
