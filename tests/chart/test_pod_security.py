@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from .conftest import pod_templates, render_case
+from .conftest import dig, effective_values, pod_templates, render_case
 
 pytestmark = pytest.mark.chart
 
@@ -161,12 +161,17 @@ def test_service_accounts_do_not_automount(case):
 
 
 def test_pods_use_their_own_service_account(case):
+    """Each pod runs as a rendered ServiceAccount, or one the values name and do not create."""
     r = render_case(case).ok()
     names = r.names("ServiceAccount")
+    values = effective_values(case)
+    brought = {dig(values, f"{c}.serviceAccount.name") for c in ("api", "worker", "feedback")
+               if dig(values, f"{c}.serviceAccount.create") is False}
     for pt in pod_templates(r.docs):
         if pt.is_helm_test:
             continue
-        assert pt.spec.get("serviceAccountName") in names, pt.id
+        assert pt.spec.get("serviceAccountName") in names | brought, pt.id
+        assert pt.spec.get("serviceAccountName") != "default", pt.id
 
 
 def test_no_bitnami_anywhere(case):

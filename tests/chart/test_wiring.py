@@ -28,6 +28,9 @@ USER_SUPPLIED = {
         ("Secret", "regcred"): "global.imagePullSecrets",
         ("Secret", "mlapi-pull"): "imagePullSecrets",
     },
+    "with-extras-values.yaml": {
+        ("Secret", "corp-ca"): "api.extraVolumes",
+    },
     "with-keda-external-kafka-values.yaml": {
         ("Secret", "mlapi-kafka-user"): "externalKafka.existingSecret",
         ("Secret", "kafka-ca"): "externalKafka.caSecret",

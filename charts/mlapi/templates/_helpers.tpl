@@ -203,12 +203,10 @@ seccompProfile:
   type: RuntimeDefault
 {{- end }}
 
+{{/* The restricted defaults, then containerSecurityContext over them (its keys win). */}}
 {{- define "mlapi.containerSecurityContext" -}}
-runAsNonRoot: true
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-capabilities:
-  drop: [ALL]
+{{- $default := dict "runAsNonRoot" true "allowPrivilegeEscalation" false "readOnlyRootFilesystem" true "capabilities" (dict "drop" (list "ALL")) }}
+{{- toYaml (mergeOverwrite $default (deepCopy (.Values.containerSecurityContext | default dict))) }}
 {{- end }}
 
 {{/* Environment every mlapi container gets: the ConfigMap, then secrets by reference. */}}
