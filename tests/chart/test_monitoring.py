@@ -62,3 +62,26 @@ def test_schema_rejects_what_the_operator_or_kubernetes_would(sets, needle):
     proc = render((), sets)
     assert proc.rc != 0 and "schema" in proc.stderr, proc.stderr
     assert needle in proc.stderr, proc.stderr
+
+
+def test_dashboard_selects_this_release_by_exact_job():
+    """`job=~"$release-.*"` also counted `<release>-canary-…`: every query names one job, and
+    that job is a Service the ServiceMonitors scrape (with $release the api job's prefix)."""
+    import json
+    import re
+
+    r = render_case(CASE).ok()
+    board = json.loads(dashboard(r)["data"]["mlapi.json"])
+    jobs = {d["metadata"]["name"] for d in r.of_kind("Service")
+            if any(d["metadata"]["labels"]["app.kubernetes.io/component"] ==
+                   m["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"]
+                   for m in r.of_kind("ServiceMonitor"))}
+    (api_job,) = [j for j in jobs if j.endswith("-api")]
+    release = api_job.removesuffix("-api")
+    exprs = re.findall(r'"expr": "((?:[^"\\]|\\.)*)"', json.dumps(board))
+    assert len(exprs) >= 10
+    for expr in exprs:
+        expr = expr.replace('\\"', '"')
+        assert "job=~" not in expr, expr
+        (job,) = re.findall(r'job="([^"]+)"', expr)
+        assert job.replace("$release", release) in jobs, (expr, jobs)
