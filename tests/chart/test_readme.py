@@ -77,3 +77,17 @@ def test_values_tables_are_in_step_with_values_yaml():
     done = subprocess.run([sys.executable, str(CHART.parent.parent / "tools" / "values-table.py"),
                            "--check"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower().replace("`", ""))
+    return text.replace(" ", "-")
+
+
+def test_readme_links_to_its_own_sections_resolve():
+    text = (CHART / "README.md").read_text()
+    anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}
+    links = re.findall(r"\]\(#([^)]+)\)", text)
+    assert links, "the README links to none of its sections"
+    assert not [a for a in links if a not in anchors], sorted(anchors)
