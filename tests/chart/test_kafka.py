@@ -146,7 +146,7 @@ def test_even_count_is_refused_in_the_standalone_subchart():
 # `lookup` returns nothing under `helm template` / client dry-run, so these render a copy of the
 # subchart whose one lookup of the StatefulSet is replaced by a literal object from values.
 
-LOOKUP = 'lookup "apps/v1" "StatefulSet" .Release.Namespace (include "kafka.fullname" .)'
+LOOKUP = 'lookup "apps/v1" "StatefulSet" (include "kafka.namespace" .) (include "kafka.fullname" .)'
 
 
 def existing_sts(replicas: int, voters: int | None) -> dict:

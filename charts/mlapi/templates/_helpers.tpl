@@ -281,3 +281,23 @@ pods, or let a controller such as Reloader do it (see the chart README).
   "externalKafka" $v.externalKafka
   "database" $v.feedback.database) }}
 {{- end }}
+
+{{/*
+The namespace of every object: namespaceOverride, then global.namespaceOverride (which the
+bundled Valkey and Kafka read too), then the release's. mlapi.validate refuses a bundled
+subchart in another namespace than the app (their Services and NetworkPolicies are local).
+*/}}
+{{- define "mlapi.namespace" -}}
+{{- $global := .Values.global | default dict }}
+{{- .Values.namespaceOverride | default $global.namespaceOverride | default .Release.Namespace }}
+{{- end }}
+
+{{- define "mlapi.redis.namespace" -}}
+{{- $global := .Values.global | default dict }}
+{{- .Values.redis.namespaceOverride | default $global.namespaceOverride | default .Release.Namespace }}
+{{- end }}
+
+{{- define "mlapi.kafka.namespace" -}}
+{{- $global := .Values.global | default dict }}
+{{- .Values.kafka.namespaceOverride | default $global.namespaceOverride | default .Release.Namespace }}
+{{- end }}

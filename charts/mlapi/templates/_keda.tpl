@@ -7,7 +7,7 @@ list is used as given. The app pods keep mlapi.kafkaBootstrap (same namespace).
 */}}
 {{- define "mlapi.keda.bootstrapServers" -}}
 {{- if .Values.kafka.enabled }}
-{{- printf "%s.%s.svc.%s:9092" (include "mlapi.kafka.fullname" .) .Release.Namespace (.Values.kafka.clusterDomain | default "cluster.local") }}
+{{- printf "%s.%s.svc.%s:9092" (include "mlapi.kafka.fullname" .) (include "mlapi.kafka.namespace" .) (.Values.kafka.clusterDomain | default "cluster.local") }}
 {{- else }}
 {{- .Values.externalKafka.bootstrap }}
 {{- end }}

@@ -61,4 +61,12 @@
 {{- if $v.ingress.enabled }}
 {{- include "mlapi.validateIngressPaths" . }}
 {{- end }}
+{{- range $sub := list "redis" "kafka" }}
+{{- if (index $.Values $sub).enabled }}
+{{- $theirs := include (printf "mlapi.%s.namespace" $sub) $ }}
+{{- if ne $theirs (include "mlapi.namespace" $) }}
+{{- fail (printf "the bundled %s would go to namespace %s and the app to %s: they must share one (their Services and NetworkPolicies are namespace-local). Set global.namespaceOverride to move everything, or give %s.namespaceOverride the same value as namespaceOverride." $sub $theirs (include "mlapi.namespace" $) $sub) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}

@@ -95,7 +95,7 @@ imagePullSecrets:
 
 {{/* FQDN suffix of the pods: <headless>.<namespace>.svc.<clusterDomain> */}}
 {{- define "kafka.podDomain" -}}
-{{- printf "%s.%s.svc.%s" (include "kafka.headlessServiceName" .) .Release.Namespace .Values.clusterDomain -}}
+{{- printf "%s.%s.svc.%s" (include "kafka.headlessServiceName" .) (include "kafka.namespace" .) .Values.clusterDomain -}}
 {{- end -}}
 
 {{/* controller.quorum.voters: 0@R-kafka-0.R-kafka-headless.N.svc.cluster.local:9093,... */}}
@@ -140,4 +140,13 @@ A missing `global` (standalone render) counts as enabled. Returns "true" or "fal
 {{- else -}}
 {{- toJson . -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+The namespace of every object: namespaceOverride, then the parent's global.namespaceOverride,
+then the release's. The parent chart refuses a namespace other than its own for this chart.
+*/}}
+{{- define "kafka.namespace" -}}
+{{- $global := .Values.global | default dict -}}
+{{- .Values.namespaceOverride | default $global.namespaceOverride | default .Release.Namespace -}}
 {{- end -}}

@@ -17,10 +17,10 @@ kafka.replicaCount (replicaCount in the kafka subchart)
 {{- fail (printf "%s is %d, an even number: a KRaft quorum of %d voters survives no more node failures than one of %d (2 survives none, 4 one, like 3). Use an odd count: 1 for development, 3 (or 5) in production." (include "kafka.replicaCountPath" .) $replicas $replicas (sub $replicas 1)) -}}
 {{- end -}}
 {{- include "kafka.assertVotersUnchanged" (dict
-      "existing" (lookup "apps/v1" "StatefulSet" .Release.Namespace (include "kafka.fullname" .))
+      "existing" (lookup "apps/v1" "StatefulSet" (include "kafka.namespace" .) (include "kafka.fullname" .))
       "replicas" $replicas
       "name" (include "kafka.fullname" .)
-      "namespace" .Release.Namespace
+      "namespace" (include "kafka.namespace" .)
       "path" (include "kafka.replicaCountPath" .)) -}}
 {{- end -}}
 

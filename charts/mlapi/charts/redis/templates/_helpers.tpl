@@ -58,7 +58,7 @@ Secret <release>-redis (so upgrades keep it), else a random 32-char string.
 {{- if .Values.auth.password -}}
 {{- .Values.auth.password -}}
 {{- else -}}
-{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "redis.fullname" .) -}}
+{{- $existing := lookup "v1" "Secret" (include "redis.namespace" .) (include "redis.fullname" .) -}}
 {{- $data := (get (default dict $existing) "data") | default dict -}}
 {{- if hasKey $data "password" -}}
 {{- index $data "password" | b64dec -}}
@@ -101,4 +101,13 @@ imagePullSecrets:
   - name: {{ . }}
 {{- end }}
 {{- end -}}
+{{- end -}}
+
+{{/*
+The namespace of every object: namespaceOverride, then the parent's global.namespaceOverride,
+then the release's. The parent chart refuses a namespace other than its own for this chart.
+*/}}
+{{- define "redis.namespace" -}}
+{{- $global := .Values.global | default dict -}}
+{{- .Values.namespaceOverride | default $global.namespaceOverride | default .Release.Namespace -}}
 {{- end -}}
