@@ -22,6 +22,13 @@ class Settings:
     # Redis password, kept out of MLAPI_REDIS_URL so it can come from a Kubernetes Secret as is
     # (a password in a URL must be percent-encoded). A password in the URL wins.
     redis_password: str = field(default="", repr=False)
+    # CA bundle (PEM) to verify a rediss:// (TLS) server; unset: the system's CAs.
+    redis_ssl_cafile: Path | None = None
+    # Client certificate (PEM) for a rediss:// server that requires one, with
+    # MLAPI_REDIS_SSL_KEYFILE.
+    redis_ssl_certfile: Path | None = None
+    # Private key (PEM, unencrypted) of that client certificate.
+    redis_ssl_keyfile: Path | None = None
     # Comma-separated Kafka bootstrap servers; empty means "start a local broker" for `mlapi run`.
     kafka_bootstrap: str = ""
     # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (managed Kafka services want SASL_SSL).
@@ -34,6 +41,13 @@ class Settings:
     kafka_sasl_password: str = field(default="", repr=False)
     # CA bundle (PEM) to verify the brokers with SSL/SASL_SSL; unset: the system's CAs.
     kafka_ssl_cafile: Path | None = None
+    # Client certificate (PEM) for mutual TLS with SSL/SASL_SSL (e.g. a Strimzi `tls` user),
+    # with MLAPI_KAFKA_SSL_KEYFILE.
+    kafka_ssl_certfile: Path | None = None
+    # Private key (PEM) of that client certificate.
+    kafka_ssl_keyfile: Path | None = None
+    # Password of that private key when it is encrypted; empty: not encrypted.
+    kafka_ssl_password: str = field(default="", repr=False)
     # Prefix of every Redis key, so several deployments can share one Redis.
     redis_prefix: str = "mlapi"
     # Topic that carries prediction jobs.
@@ -184,12 +198,49 @@ class Settings:
             if not (self.kafka_sasl_username and self.kafka_sasl_password):
                 raise ValueError("MLAPI_KAFKA_SASL_USERNAME and MLAPI_KAFKA_SASL_PASSWORD are "
                                  f"required with {self.kafka_security_protocol}")
+        self._validate_tls()
         if self.batch_wait_ms < 0:
             raise ValueError("MLAPI_BATCH_WAIT_MS must not be negative")
         self.rate_limit_parts  # noqa: B018 - raises ValueError for a malformed limit
         ports = (self.port, self.worker_metrics_port, self.feedback_metrics_port)
         if not all(0 <= port <= 65535 for port in ports):
             raise ValueError("ports must be between 0 and 65535")
+
+    def _validate_tls(self) -> None:
+        """Client certificates come with their keys, only where TLS is used, from files that exist."""
+        kafka_tls = self.kafka_security_protocol in ("SSL", "SASL_SSL")
+        redis_tls = self.redis_url.startswith("rediss://")
+        for system, cert, key in (("KAFKA", self.kafka_ssl_certfile, self.kafka_ssl_keyfile),
+                                  ("REDIS", self.redis_ssl_certfile, self.redis_ssl_keyfile)):
+            if (cert is None) != (key is None):
+                given, missing = ("CERTFILE", "KEYFILE") if key is None else ("KEYFILE", "CERTFILE")
+                raise ValueError(f"MLAPI_{system}_SSL_{given} is set but MLAPI_{system}_SSL_{missing} "
+                                 "is not: a client certificate needs its private key, give both")
+        if self.kafka_ssl_certfile is not None and not kafka_tls:
+            raise ValueError("MLAPI_KAFKA_SSL_CERTFILE and MLAPI_KAFKA_SSL_KEYFILE need "
+                             "MLAPI_KAFKA_SECURITY_PROTOCOL SSL or SASL_SSL, got "
+                             f"{self.kafka_security_protocol!r}")
+        redis_files = {"MLAPI_REDIS_SSL_CAFILE": self.redis_ssl_cafile,
+                       "MLAPI_REDIS_SSL_CERTFILE": self.redis_ssl_certfile,
+                       "MLAPI_REDIS_SSL_KEYFILE": self.redis_ssl_keyfile}
+        given = [name for name, path in redis_files.items() if path is not None]
+        if given and not redis_tls:
+            scheme = self.redis_url.partition("://")[0] + "://" if self.redis_url else "(empty)"
+            raise ValueError(f"{' and '.join(given)} need a rediss:// (TLS) MLAPI_REDIS_URL, "
+                             f"got {scheme}")
+        # A CA bundle without TLS is ignored (as before); every file TLS will read must exist.
+        files = dict(redis_files)
+        files.update({"MLAPI_KAFKA_SSL_CERTFILE": self.kafka_ssl_certfile,
+                      "MLAPI_KAFKA_SSL_KEYFILE": self.kafka_ssl_keyfile})
+        if kafka_tls:
+            files["MLAPI_KAFKA_SSL_CAFILE"] = self.kafka_ssl_cafile
+        for name, path in files.items():
+            if path is None:
+                continue
+            if not path.is_file():
+                raise ValueError(f"{name}={str(path)!r}: no such file")
+            if not os.access(path, os.R_OK):
+                raise ValueError(f"{name}={str(path)!r}: not readable by this user")
 
     @cached_property  # read on every request: parsed once
     def rate_limit_parts(self) -> tuple[int, int] | None:

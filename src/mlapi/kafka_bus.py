@@ -38,10 +38,17 @@ def bootstrap(settings: Settings) -> list[str]:
 
 
 def security(settings: Settings) -> dict:
-    """Client options for TLS and SASL (managed Kafka, Strimzi); nothing extra for PLAINTEXT."""
+    """Client options for TLS (a CA, a client certificate for mutual TLS) and SASL (managed
+    Kafka, Strimzi); nothing extra for PLAINTEXT."""
     options: dict = {"security_protocol": settings.kafka_security_protocol}
-    if settings.kafka_security_protocol in ("SSL", "SASL_SSL") and settings.kafka_ssl_cafile:
-        options["ssl_cafile"] = str(settings.kafka_ssl_cafile)
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        if settings.kafka_ssl_cafile:
+            options["ssl_cafile"] = str(settings.kafka_ssl_cafile)
+        if settings.kafka_ssl_certfile:  # Settings makes sure the key comes with it
+            options["ssl_certfile"] = str(settings.kafka_ssl_certfile)
+            options["ssl_keyfile"] = str(settings.kafka_ssl_keyfile)
+            if settings.kafka_ssl_password:
+                options["ssl_password"] = settings.kafka_ssl_password
     if settings.kafka_security_protocol.startswith("SASL_"):
         options.update(sasl_mechanism=settings.kafka_sasl_mechanism,
                        sasl_plain_username=settings.kafka_sasl_username,

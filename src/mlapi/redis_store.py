@@ -36,11 +36,26 @@ class StoreUnavailable(RuntimeError):
     """Redis could not be reached or answered in time."""
 
 
-def _client(url: str, socket_timeout: float, password: str = "") -> redis.Redis:
+def tls_options(settings: Settings) -> dict:
+    """redis-py's options for a rediss:// URL: the CA bundle and a client certificate when set
+    (Settings refuses them with a redis:// URL); nothing for redis://."""
+    if not settings.redis_url.startswith("rediss://"):
+        return {}
+    options: dict = {}
+    if settings.redis_ssl_cafile:
+        options["ssl_ca_certs"] = str(settings.redis_ssl_cafile)
+    if settings.redis_ssl_certfile:
+        options["ssl_certfile"] = str(settings.redis_ssl_certfile)
+        options["ssl_keyfile"] = str(settings.redis_ssl_keyfile)
+    return options
+
+
+def _client(settings: Settings, socket_timeout: float) -> redis.Redis:
     # A password in the URL wins over MLAPI_REDIS_PASSWORD (redis-py lets the URL override).
-    return redis.Redis.from_url(url, password=password or None,
+    return redis.Redis.from_url(settings.redis_url, password=settings.redis_password or None,
                                 socket_connect_timeout=1.0, socket_timeout=socket_timeout,
-                                retry=_RETRY, health_check_interval=30, decode_responses=False)
+                                retry=_RETRY, health_check_interval=30, decode_responses=False,
+                                **tls_options(settings))
 
 
 class Store:
@@ -50,12 +65,10 @@ class Store:
         self.settings = settings
         self.prefix = settings.redis_prefix
         self.ttl = settings.result_ttl
-        self.redis = _client(settings.redis_url, socket_timeout=2.0,
-                             password=settings.redis_password)
+        self.redis = _client(settings, socket_timeout=2.0)
         # Blocking waits get their own pool whose read timeout outlasts the longest wait.
-        self._blocking = _client(settings.redis_url,
-                                 socket_timeout=max(settings.predict_timeout, 1.0) + 2.0,
-                                 password=settings.redis_password)
+        self._blocking = _client(settings,
+                                 socket_timeout=max(settings.predict_timeout, 1.0) + 2.0)
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -215,8 +228,7 @@ class Registry:
         self.prefix = settings.redis_prefix
         self.keep = settings.model_keep
         # Archives are megabytes: a longer read timeout than the request path's.
-        self.redis = _client(settings.redis_url, socket_timeout=15.0,
-                             password=settings.redis_password)
+        self.redis = _client(settings, socket_timeout=15.0)
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, "models", *parts))

@@ -26,7 +26,8 @@ RELEASE = "mlapi"
 NAMESPACE = "mlapi"
 # Render arguments a values file needs beyond -f (what `helm install` finds in the cluster).
 EXTRA_ARGS = {"with-keda-values.yaml": ("--api-versions", "keda.sh/v1alpha1"),
-              "with-keda-external-kafka-values.yaml": ("--api-versions", "keda.sh/v1alpha1")}
+              "with-keda-external-kafka-values.yaml": ("--api-versions", "keda.sh/v1alpha1"),
+              "with-mtls-values.yaml": ("--api-versions", "keda.sh/v1alpha1")}
 
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"}
 CRD_KINDS = {"HTTPRoute", "ScaledObject", "TriggerAuthentication", "ServiceMonitor",

@@ -35,6 +35,12 @@ USER_SUPPLIED = {
         ("Secret", "mlapi-kafka-user"): "externalKafka.existingSecret",
         ("Secret", "kafka-ca"): "externalKafka.caSecret",
     },
+    "with-mtls-values.yaml": {
+        ("Secret", "redis-ca"): "externalRedis.caSecret",
+        ("Secret", "mlapi-redis-client"): "externalRedis.clientCertSecret",
+        ("Secret", "my-cluster-cluster-ca-cert"): "externalKafka.caSecret",
+        ("Secret", "mlapi-tls-user"): "externalKafka.clientCertSecret",
+    },
 }
 
 

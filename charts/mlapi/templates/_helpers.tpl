@@ -238,26 +238,6 @@ seccompProfile:
 {{- end }}
 {{- end }}
 
-{{/* Volumes and mounts for the Kafka CA bundle, when one is given. */}}
-{{- define "mlapi.caVolume" -}}
-{{- if and (not .Values.kafka.enabled) .Values.externalKafka.caSecret }}
-- name: kafka-ca
-  secret:
-    secretName: {{ .Values.externalKafka.caSecret }}
-    items:
-      - key: {{ .Values.externalKafka.caSecretKey }}
-        path: ca.crt
-{{- end }}
-{{- end }}
-
-{{- define "mlapi.caMount" -}}
-{{- if and (not .Values.kafka.enabled) .Values.externalKafka.caSecret }}
-- name: kafka-ca
-  mountPath: /etc/mlapi/kafka-ca
-  readOnly: true
-{{- end }}
-{{- end }}
-
 {{/* Annotations that roll the pods when their configuration or secrets change. */}}
 {{- define "mlapi.checksums" -}}
 checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}

@@ -28,29 +28,40 @@ list is used as given. The app pods keep mlapi.kafkaBootstrap (same namespace).
 {{/*
 The TriggerAuthentication's sources, from exactly what the worker pods read: the SASL
 password's Secret and key (mlapi.env), the user name's ConfigMap key (the workers' envFrom;
-configMapTargetRef needs KEDA 2.13 or later) and the CA bundle's Secret and key
-(mlapi.caVolume). Empty when the scaler needs none (bundled Kafka, PLAINTEXT, SSL without
-a CA Secret).
+configMapTargetRef needs KEDA 2.13 or later), the CA bundle's and the client certificate's
+Secrets and keys (mlapi.caVolume; the scaler's `cert` and `key` go together). Empty when the
+scaler needs none (bundled Kafka, PLAINTEXT, SSL without a CA or client certificate Secret).
 */}}
 {{- define "mlapi.keda.authSpec" -}}
-{{- if include "mlapi.kafkaSasl" . }}
+{{- $k := .Values.externalKafka }}
+{{- $sasl := include "mlapi.kafkaSasl" . }}
+{{- $ca := and (include "mlapi.keda.tls" .) $k.caSecret }}
+{{- $cert := and (include "mlapi.keda.tls" .) $k.clientCertSecret }}
+{{- if or $sasl $ca $cert }}
 secretTargetRef:
+  {{- if $sasl }}
   - parameter: password
     name: {{ include "mlapi.kafkaPasswordSecret" . }}
     key: {{ include "mlapi.kafkaPasswordKey" . }}
-  {{- if and (include "mlapi.keda.tls" .) .Values.externalKafka.caSecret }}
-  - parameter: ca
-    name: {{ .Values.externalKafka.caSecret }}
-    key: {{ .Values.externalKafka.caSecretKey }}
   {{- end }}
+  {{- if $ca }}
+  - parameter: ca
+    name: {{ $k.caSecret }}
+    key: {{ $k.caSecretKey }}
+  {{- end }}
+  {{- if $cert }}
+  - parameter: cert
+    name: {{ $k.clientCertSecret }}
+    key: {{ $k.clientCertSecretCertKey }}
+  - parameter: key
+    name: {{ $k.clientCertSecret }}
+    key: {{ $k.clientCertSecretKeyKey }}
+  {{- end }}
+{{- end }}
+{{- if $sasl }}
 configMapTargetRef:
   - parameter: username
     name: {{ include "mlapi.fullname" . }}
     key: MLAPI_KAFKA_SASL_USERNAME
-{{- else if and (include "mlapi.keda.tls" .) .Values.externalKafka.caSecret }}
-secretTargetRef:
-  - parameter: ca
-    name: {{ .Values.externalKafka.caSecret }}
-    key: {{ .Values.externalKafka.caSecretKey }}
 {{- end }}
 {{- end }}
