@@ -296,7 +296,7 @@ def test_helm_package(tmp_path):
     proc = run_helm("package", str(CHART), "-d", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     (tgz,) = tmp_path.glob("*.tgz")
-    assert tgz.name == "mlapi-0.1.0.tgz"
+    assert tgz.name == "mlapi-0.2.0.tgz"
     with tarfile.open(tgz) as tar:
         names = set(tar.getnames())
     for must in ["mlapi/Chart.yaml", "mlapi/values.yaml", "mlapi/values.schema.json",
