@@ -184,6 +184,122 @@ def prediction(pred_id: str, probabilities: dict[str, float], model_version: str
 
 
 
+# --- Open Inference Protocol v2 (REST) ---------------------------------------------------------
+# The shapes of KServe's / Triton's "V2" protocol as mlapi speaks it: one model, one BYTES input
+# of texts, label / probabilities / prediction_id outputs. api/oip.py validates requests with
+# this schema first, so what /openapi.json publishes is what is enforced.
+OIP_MODEL_NAME = "sentiment"
+OIP_INPUT = "text"
+OIP_OUTPUTS = {  # name -> (datatype, shape with -1 for the batch)
+    "label": ("BYTES", [-1]),
+    "probabilities": ("FP32", [-1, len(LABELS)]),
+    "prediction_id": ("BYTES", [-1]),
+}
+_OIP_PARAMETERS = {"type": "object", "description": "Protocol parameters; mlapi reads "
+                   "binary_data_output (Triton's binary tensor extension) and ignores others."}
+INFER_REQUEST_SCHEMA = {
+    "type": "object",
+    "description": f"One BYTES tensor of 1 to {MAX_BATCH_TEXTS} texts, shape [n] or [n, 1]. "
+                   "Triton's binary tensor extension (Inference-Header-Content-Length) is "
+                   "accepted too, as tritonclient sends it by default.",
+    "required": ["inputs"],
+    "properties": {
+        "id": {"type": "string", "description": "Echoed in the response."},
+        "parameters": _OIP_PARAMETERS,
+        "inputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": {
+            "type": "object",
+            "required": ["name", "shape", "datatype", "data"],
+            "properties": {
+                "name": {"type": "string", "examples": [OIP_INPUT]},
+                "datatype": {"const": "BYTES"},
+                "shape": {"type": "array", "minItems": 1, "maxItems": 2,
+                          "prefixItems": [{"type": "integer", "minimum": 1,
+                                           "maximum": MAX_BATCH_TEXTS}],
+                          "items": {"const": 1},
+                          "description": "[n] or [n, 1]; n must equal the number of texts."},
+                "parameters": {"type": "object", "properties": {
+                    "content_type": {"enum": ["str"], "description": "As MLServer sends it."},
+                    "binary_data_size": {"type": "integer", "minimum": 0}}},
+                "data": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH_TEXTS,
+                         "items": {"oneOf": [_TEXT, {"type": "array", "items": _TEXT,
+                                                     "minItems": 1, "maxItems": 1}]},
+                         "description": "The texts, flat or one per row."},
+            }}},
+        "outputs": {"type": "array", "items": {
+            "type": "object", "required": ["name"],
+            "properties": {"name": {"enum": list(OIP_OUTPUTS)},
+                           "parameters": {"type": "object"}}},
+            "description": "Which outputs to return; all of them when left out."},
+    },
+}
+INFER_RESPONSE_SCHEMA = {
+    "type": "object",
+    "required": ["model_name", "model_version", "outputs"],
+    "properties": {
+        "model_name": {"const": OIP_MODEL_NAME},
+        "model_version": {"type": "string"},
+        "id": {"type": "string"},
+        "parameters": {"type": "object"},
+        "outputs": {"type": "array", "items": {
+            "type": "object", "required": ["name", "datatype", "shape"],
+            "properties": {"name": {"enum": list(OIP_OUTPUTS)},
+                           "datatype": {"enum": ["BYTES", "FP32"]},
+                           "shape": {"type": "array", "items": {"type": "integer"}},
+                           "parameters": {"type": "object"},
+                           "data": {"type": "array"}}}},
+    },
+}
+_infer_validator = Draft202012Validator(INFER_REQUEST_SCHEMA)
+
+
+def validate_infer_request(body: object, binary: bool = False) -> None:
+    """Check an OIP infer body against ``INFER_REQUEST_SCHEMA``; raise ``ValidationFailed``.
+
+    With ``binary`` (Triton's binary tensor extension), the input's texts follow the JSON part,
+    so its ``data`` is not required here; the caller reads and checks them.
+    """
+    if binary and isinstance(body, dict) and isinstance(body.get("inputs"), list):
+        body = {**body, "inputs": [{**i, "data": ["-"]} if isinstance(i, dict) and "data" not in i
+                                   else i for i in body["inputs"]]}
+    # The datatype, then the shape, then the deepest error: what a client most likely got wrong.
+    errors = sorted(_infer_validator.iter_errors(body),
+                    key=lambda e: ("datatype" not in e.absolute_path,
+                                   "shape" not in e.absolute_path, -len(e.absolute_path)))
+    if not errors:
+        return
+    error = errors[0]
+    where = _field_name(error.absolute_path)
+    kind = error.validator
+    if kind == "const" and where.endswith("datatype"):
+        raise ValidationFailed(f"{where} must be BYTES (UTF-8 texts), got {error.instance!r}")
+    if where == "inputs[0].shape[0]" and kind == "maximum":
+        raise ValidationFailed(f"inputs[0] holds {error.instance} texts, more than "
+                               f"{MAX_BATCH_TEXTS}; split the batch")
+    if where.startswith("inputs[0].shape") or (kind == "type" and where.endswith("shape")):
+        raise ValidationFailed(f"inputs[0].shape must be [n] or [n, 1] with n from 1 to "
+                               f"{MAX_BATCH_TEXTS}, got {_short(body, 'shape')}")
+    if kind == "maxItems" and where == "inputs":
+        raise ValidationFailed(f"this model takes one input, {OIP_INPUT!r} (BYTES); "
+                               f"got {len(error.instance)}")
+    if kind == "enum" and where.endswith("content_type"):
+        raise ValidationFailed(f"{where} {error.instance!r} is not supported: send \"str\" "
+                               "or leave it out")
+    if kind == "enum" and where.startswith("outputs"):
+        raise ValidationFailed(f"{where}: no output {error.instance!r}; this model has "
+                               f"{', '.join(OIP_OUTPUTS)}")
+    if kind == "oneOf" and where.startswith("inputs[0].data["):
+        raise ValidationFailed(f"{where} must be a text (1 to {MAX_TEXT_CHARS} characters, "
+                               "not only whitespace) or a one-text list")
+    raise ValidationFailed(_describe(error))
+
+
+def _short(body: object, key: str) -> str:
+    try:
+        return json.dumps(body["inputs"][0][key])[:80]
+    except (KeyError, IndexError, TypeError):
+        return "nothing"
+
+
 # --- feedback ----------------------------------------------------------------------------------
 FEEDBACK_REQUEST_SCHEMA = {
     "type": "object",

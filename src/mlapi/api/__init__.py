@@ -21,13 +21,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.json.sort_keys = False
 
-    from . import auth, compat, feedback, health, metrics, openapi, predict, problems, resources
+    from . import auth, compat, feedback, health, metrics, oip, openapi, predict, problems, resources
 
     problems.init_app(app)
     resources.init_app(app)
     metrics.init_app(app)
     auth.init_app(app, settings)
-    for blueprint in (predict.bp, feedback.bp, health.bp, openapi.bp, compat.bp):
+    for blueprint in (predict.bp, feedback.bp, health.bp, openapi.bp, compat.bp, oip.bp):
         app.register_blueprint(blueprint)
 
     @app.before_request

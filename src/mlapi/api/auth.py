@@ -1,7 +1,8 @@
 """Bearer-token authentication and scopes for the API (on when MLAPI_API_KEYS_FILE is set).
 
-``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.json``, ``GET /`` and ``GET /feedback``
-stay open for probes, Prometheus and people; every ``/v1/*`` path and the course's ``/predict``
+``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.json``, ``GET /`` and ``GET /feedback``,
+and the Open Inference Protocol's ``/v2`` and ``/v2/health/*``, stay open for probes,
+Prometheus and people; every ``/v1/*`` path, ``/v2/models/*`` and the course's ``/predict``
 need a token, and the page's forms need one in their ``token`` field.
 """
 
@@ -15,11 +16,14 @@ from ..auth import KeyRing, KeysFileError
 from .problems import Problem
 
 log = logging.getLogger("mlapi.api")
-OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
+OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json",
+              "/v2", "/v2/health/live", "/v2/health/ready"}
 # The scope each protected route needs; None: any valid token.
 SCOPE_OF = {"/v1/predict": "predict", "/v1/jobs/<job_id>": "predict", "/predict": "predict",
             "/": "predict", "/v1/models": None, "/v1/feedback": "feedback",
-            "/v1/feedback/stats": None, "/feedback": "feedback"}
+            "/v1/feedback/stats": None, "/feedback": "feedback",
+            "/v2/models/<name>/infer": "predict",
+            "/v2/models/<name>/versions/<version>/infer": "predict"}
 # Pages that check the token of their form themselves (to answer with the page, not JSON).
 PAGE_PATHS = {"/", "/feedback"}
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, request
 
 from .. import __version__
 from ..contracts import (
     FEEDBACK_REQUEST_SCHEMA,
+    INFER_REQUEST_SCHEMA,
+    INFER_RESPONSE_SCHEMA,
     LABELS,
+    MAX_BATCH_TEXTS,
     NOT_BLANK,
+    OIP_MODEL_NAME,
+    OIP_OUTPUTS,
     PREDICT_REQUEST_SCHEMA,
     PREDICTION_SCHEMA,
 )
@@ -26,6 +33,11 @@ def _problem(description: str) -> dict:
 def _json(description: str, ref: str) -> dict:
     return {"description": description,
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+def _oip_error(description: str) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OIPError"}}}}
 
 
 _COURSE_TEXT = {"type": "string", "minLength": 1, "maxLength": 5000, "pattern": NOT_BLANK}
@@ -223,6 +235,92 @@ SPEC = {
 }
 
 
+# --- Open Inference Protocol v2 (api/oip.py): errors in that protocol's {"error": ...} shape.
+_NAME = {"name": "name", "in": "path", "required": True,
+         "schema": {"type": "string", "enum": [OIP_MODEL_NAME]}}
+_VERSION = {"name": "version", "in": "path", "required": True,
+            "schema": {"type": "string"},
+            "description": "The champion's version, or one a live worker serves"}
+_OIP_DOWN = _oip_error("Redis or Kafka unreachable, or no model registered yet; retry after "
+                       "`Retry-After` seconds")
+SPEC["paths"]["/v2"] = {"get": {
+    "summary": "Open Inference Protocol: server metadata", "operationId": "oipServerMetadata",
+    "responses": {"200": _json("Name, version, extensions", "OIPServerMetadata")}}}
+SPEC["paths"]["/v2/health/live"] = {"get": {
+    "summary": "Open Inference Protocol: liveness", "operationId": "oipLive",
+    "responses": {"200": _json("Alive", "OIPLive")}}}
+SPEC["paths"]["/v2/health/ready"] = {"get": {
+    "summary": "Open Inference Protocol: ready to infer (Redis, Kafka and a live worker)",
+    "operationId": "oipReady",
+    "responses": {"200": _json("Ready", "OIPReady"),
+                  "503": _oip_error("Redis or Kafka unreachable, or no worker serving")}}}
+for _suffix, _params, _tag in (("", [_NAME], ""), ("/versions/{version}", [_NAME, _VERSION], "Version")):
+    _base = "/v2/models/{name}" + _suffix
+    SPEC["paths"][_base] = {"get": {
+        "summary": "Open Inference Protocol: model metadata (inputs, outputs, class order)",
+        "operationId": f"oipModel{_tag}Metadata", "parameters": _params,
+        "responses": {"200": _json("The model's tensors", "OIPModelMetadata"),
+                      "404": _oip_error("No such model, or a version nobody serves"),
+                      "503": _OIP_DOWN}}}
+    SPEC["paths"][_base + "/ready"] = {"get": {
+        "summary": "Open Inference Protocol: a live worker serves this model (version)",
+        "operationId": f"oipModel{_tag}Ready", "parameters": _params,
+        "responses": {"200": _json("Ready", "OIPModelReady"),
+                      "404": _oip_error("No such model, or a version nobody serves"),
+                      "503": _oip_error("No live worker serves it yet, or Redis/Kafka unreachable")}}}
+    SPEC["paths"][_base + "/infer"] = {"post": {
+        "summary": f"Open Inference Protocol: classify a BYTES tensor of 1 to {MAX_BATCH_TEXTS} texts",
+        "operationId": f"oipInfer{_tag}", "parameters": _params,
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/OIPInferRequest"},
+            "examples": {"texts": {"value": {"inputs": [{
+                "name": "text", "datatype": "BYTES", "shape": [2],
+                "data": ["I love it", "el servicio fue pésimo"]}]}}}}}},
+        "responses": {
+            "200": {"description": "label (BYTES [n]), probabilities (FP32 [n, 3], in the order of "
+                                   "the metadata's labels) and prediction_id (BYTES [n], for "
+                                   "/v1/feedback); binary outputs when asked for "
+                                   "(Inference-Header-Content-Length)",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OIPInferResponse"}},
+                                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+            "400": _oip_error("Not an infer request: a datatype other than BYTES, a wrong shape, "
+                              "an empty or too long text, more than 64 texts, an unknown output"),
+            "404": _oip_error("No such model, or a version nobody serves"),
+            "413": _oip_error("Body larger than 1 MiB"),
+            "429": _oip_error("MLAPI_RATE_LIMIT reached (each text counts one); wait Retry-After seconds"),
+            "503": _oip_error("Redis or Kafka unreachable, no worker serving, or the model failed; "
+                              "retry after `Retry-After` seconds"),
+            "504": _oip_error("No prediction before the deadline (MLAPI_PREDICT_TIMEOUT)"),
+        }}}
+SPEC["components"]["schemas"].update({
+    "OIPError": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+    "OIPServerMetadata": {"type": "object", "required": ["name", "version", "extensions"],
+                          "properties": {"name": {"type": "string"}, "version": {"type": "string"},
+                                         "extensions": {"type": "array", "items": {"type": "string"}}}},
+    "OIPLive": {"type": "object", "required": ["live"], "properties": {"live": {"type": "boolean"}}},
+    "OIPReady": {"type": "object", "required": ["ready"], "properties": {"ready": {"type": "boolean"}}},
+    "OIPModelReady": {"type": "object", "required": ["name", "ready"],
+                      "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}}},
+    "OIPModelMetadata": {"type": "object", "required": ["name", "versions", "platform", "inputs", "outputs"],
+                         "properties": {
+                             "name": {"const": OIP_MODEL_NAME},
+                             "versions": {"type": "array", "items": {"type": "string"}},
+                             "platform": {"type": "string"},
+                             "inputs": {"type": "array", "items": {"$ref": "#/components/schemas/OIPTensorMetadata"}},
+                             "outputs": {"type": "array", "items": {"$ref": "#/components/schemas/OIPTensorMetadata"},
+                                         "description": ", ".join(OIP_OUTPUTS)},
+                             "parameters": {"type": "object", "properties": {
+                                 "labels": {"type": "array", "items": {"enum": list(LABELS)},
+                                            "description": "The order of the probabilities' columns"},
+                                 "kind": {"type": "string"},
+                                 "max_batch_size": {"type": "integer"}}}}},
+    "OIPTensorMetadata": {"type": "object", "required": ["name", "datatype", "shape"],
+                          "properties": {"name": {"type": "string"}, "datatype": {"type": "string"},
+                                         "shape": {"type": "array", "items": {"type": "integer"}}}},
+    "OIPInferRequest": INFER_REQUEST_SCHEMA,
+    "OIPInferResponse": INFER_RESPONSE_SCHEMA,
+})
+
 for _path, _method in (("/v1/predict", "post"), ("/v1/jobs/{job_id}", "get"), ("/v1/feedback", "post")):
     SPEC["paths"][_path][_method]["responses"]["429"] = _problem(
         "MLAPI_RATE_LIMIT reached for this key (or address); wait Retry-After seconds")
@@ -233,13 +331,16 @@ SPEC["paths"]["/"]["post"]["responses"]["429"] = {
 
 # path -> the scope it needs (None: any valid key), as api/auth.py enforces it
 _SECURED = {"/v1/predict": "predict", "/v1/jobs/{job_id}": "predict", "/v1/models": None,
-            "/predict": "predict", "/v1/feedback": "feedback", "/v1/feedback/stats": None}
+            "/predict": "predict", "/v1/feedback": "feedback", "/v1/feedback/stats": None,
+            **{f"/v2/models/{{name}}{suffix}{end}": "predict" if end == "/infer" else None
+               for suffix in ("", "/versions/{version}") for end in ("", "/ready", "/infer")}}
 for _path, _scope in _SECURED.items():
+    _error = _oip_error if _path.startswith("/v2/") else _problem
     for _op in SPEC["paths"][_path].values():
         _op["security"] = [{"bearerAuth": []}]
-        _op["responses"]["401"] = _problem("Missing, unknown or revoked token (WWW-Authenticate: Bearer)")
+        _op["responses"]["401"] = _error("Missing, unknown or revoked token (WWW-Authenticate: Bearer)")
         if _scope:
-            _op["responses"]["403"] = _problem(f"The token lacks the '{_scope}' scope")
+            _op["responses"]["403"] = _error(f"The token lacks the '{_scope}' scope")
 SPEC["components"]["securitySchemes"] = {"bearerAuth": {
     "type": "http", "scheme": "bearer",
     "description": "API key from `mlapi tokens create`; required when MLAPI_API_KEYS_FILE is set"}}
@@ -247,7 +348,7 @@ SPEC["components"]["securitySchemes"] = {"bearerAuth": {
 
 def query_parameters(rule: str, method: str) -> set[str] | None:
     """The query parameters /openapi.json documents for a route, None if it is undocumented."""
-    path = rule.replace("<job_id>", "{job_id}")
+    path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule)
     op = SPEC["paths"].get(path, {}).get(method.lower())
     if op is None:
         return None

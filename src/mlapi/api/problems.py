@@ -1,4 +1,8 @@
-"""RFC 9457 problem details: every error the API gives is one of these, never a traceback."""
+"""RFC 9457 problem details: every error the API gives is one of these, never a traceback.
+
+On the Open Inference Protocol's paths (/v2) the same errors take that protocol's shape,
+``{"error": "..."}``, with the same status and headers.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,10 @@ DEPENDENCY_NAMES = {StoreUnavailable: "the results store (Redis)",
                     QueueUnavailable: "the job queue (Kafka)"}
 
 
+def is_oip(path: str) -> bool:
+    return path == "/v2" or path.startswith("/v2/")
+
+
 class Problem(Exception):
     """Raise it anywhere in a view; the handler answers with problem+json."""
 
@@ -27,11 +35,14 @@ class Problem(Exception):
 
 
 def problem_response(status: int, title: str, detail: str, headers: dict | None = None, **extra):
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail,
-            "instance": request.path, **extra}
-    response = jsonify(body)
+    if is_oip(request.path):
+        # The Open Inference Protocol's own error shape, which its clients read (api/oip.py).
+        response = jsonify({"error": detail})
+    else:
+        response = jsonify({"type": "about:blank", "title": title, "status": status,
+                            "detail": detail, "instance": request.path, **extra})
+        response.mimetype = PROBLEM_JSON
     response.status_code = status
-    response.mimetype = PROBLEM_JSON
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response

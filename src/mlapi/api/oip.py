@@ -1,0 +1,225 @@
+"""The Open Inference Protocol v2 (REST), as KServe, Triton and MLServer clients speak it.
+
+Same pipeline, auth scopes, rate limit and deadlines as /v1/predict: an infer request is one
+batch job on Kafka. Errors on /v2 are the protocol's ``{"error": "..."}`` (problems.py renders
+them so); everything else about a request is shared with /v1 through ``jobs``.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+from flask import Blueprint, Response, request
+
+from .. import __version__
+from ..contracts import (
+    LABELS,
+    MAX_BATCH_TEXTS,
+    OIP_INPUT,
+    OIP_MODEL_NAME,
+    OIP_OUTPUTS,
+    ValidationFailed,
+    validate_infer_request,
+    validate_predict_request,
+)
+from . import jobs, resources
+from .problems import Problem
+
+bp = Blueprint("oip", __name__, url_prefix="/v2")
+HEADER_LENGTH = "Inference-Header-Content-Length"  # Triton's binary tensor extension
+# What runs each kind (the API never imports it; the metadata only names it).
+PLATFORMS = {"fast": "sklearn", "multilingual": "sklearn", "encoder": "onnxruntime"}
+
+
+@bp.get("")
+def server_metadata():
+    return {"name": "mlapi", "version": __version__, "extensions": ["binary_tensor_data"]}
+
+
+@bp.get("/health/live")
+def live():
+    return {"live": True}
+
+
+@bp.get("/health/ready")
+def ready():
+    """Ready to infer: Redis and Kafka reachable and a worker serving (unlike /readyz, the
+    Kubernetes probe, which leaves the worker count out; see health.py)."""
+    if not (resources.store().ping() and resources.producer().ping()):
+        raise Problem(503, "Service Unavailable", "not ready: Redis or Kafka is unreachable",
+                      {"Retry-After": "2"})
+    if resources.live_workers() == 0:
+        raise jobs.no_worker()
+    return {"ready": True}
+
+
+@bp.get("/models/<name>")
+@bp.get("/models/<name>/versions/<version>")
+def model_metadata(name: str, version: str | None = None):
+    meta, served = _model(name, version)
+    versions = [meta["version"]] if version else served
+    return {"name": OIP_MODEL_NAME, "versions": versions,
+            "platform": PLATFORMS.get(meta.get("kind", ""), "mlapi"),
+            "inputs": [{"name": OIP_INPUT, "datatype": "BYTES", "shape": [-1]}],
+            "outputs": [{"name": out, "datatype": datatype, "shape": shape}
+                        for out, (datatype, shape) in OIP_OUTPUTS.items()],
+            "parameters": {"labels": list(LABELS), "kind": meta.get("kind", ""),
+                           "max_batch_size": MAX_BATCH_TEXTS}}
+
+
+@bp.get("/models/<name>/ready")
+@bp.get("/models/<name>/versions/<version>/ready")
+def model_ready(name: str, version: str | None = None):
+    meta, served = _model(name, version)
+    if meta["version"] not in served:
+        raise Problem(503, "Service Unavailable",
+                      f"no live worker serves version {meta['version']} yet",
+                      {"Retry-After": "5"})
+    return {"name": OIP_MODEL_NAME, "ready": True}
+
+
+@bp.post("/models/<name>/infer")
+@bp.post("/models/<name>/versions/<version>/infer")
+def infer(name: str, version: str | None = None):
+    _model(name, version)
+    body, texts = _read_request()
+    _, result = jobs.submit(texts, batch=True, wait=True)
+    predictions = jobs.answer(result)["predictions"]
+    return _response(body, predictions)
+
+
+def _model(name: str, version: str | None) -> tuple[dict, list[str]]:
+    """(the metadata of the version asked for, or the champion's; versions live workers serve).
+
+    A version that is neither the champion nor served by a live worker is a 404: workers serve
+    what they have loaded, so a job cannot be routed to a version no worker holds.
+    """
+    if name != OIP_MODEL_NAME:
+        raise Problem(404, "Not Found", f"no model {name!r}: this server serves "
+                                        f"{OIP_MODEL_NAME!r} (GET /v2/models/{OIP_MODEL_NAME})")
+    registry = resources.registry()
+    champion = registry.champion()
+    if champion is None:
+        raise Problem(503, "Service Unavailable", "no model is registered yet; start a worker",
+                      {"Retry-After": "5"})
+    served = sorted({w.get("model_version") for w in resources.store().workers()} - {None})
+    wanted = version or champion
+    meta = registry.meta(wanted) if wanted == champion or wanted in served else None
+    if meta is None:
+        raise Problem(404, "Not Found", f"model {name!r} has no version {wanted!r} being "
+                                        f"served; the champion is {champion!r}")
+    return meta, served
+
+
+def _read_request() -> tuple[dict, list[str]]:
+    """The request's JSON part and its texts, from JSON or Triton's binary tensor extension."""
+    raw = request.get_data(cache=True)  # MAX_CONTENT_LENGTH applies here (413)
+    header_length = request.headers.get(HEADER_LENGTH)
+    binary = b""
+    if header_length is not None:
+        if not header_length.isdigit() or int(header_length) > len(raw):
+            raise _bad(f"{HEADER_LENGTH} must be the length of the JSON part "
+                       f"(0 to {len(raw)}), got {header_length!r}")
+        raw, binary = raw[:int(header_length)], raw[int(header_length):]
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _bad("the request's JSON part is not UTF-8") from None
+    except (json.JSONDecodeError, RecursionError):
+        raise _bad("the request is not valid JSON (an OIP infer request: "
+                   '{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], '
+                   '"data": ["..."]}]})') from None
+    # Binary only with the header: without it the texts are the JSON "data" (a stray
+    # binary_data_size there is ignored, as there are no bytes to read).
+    size = _binary_size(body) if header_length is not None else None
+    try:
+        validate_infer_request(body, binary=size is not None)
+        tensor = body["inputs"][0]
+        if size is not None:
+            texts = _bytes_elements(binary, size)
+        else:
+            texts = [item[0] if isinstance(item, list) else item for item in tensor["data"]]
+        if len(texts) != tensor["shape"][0]:
+            raise ValidationFailed(f"inputs[0].shape {tensor['shape']} says "
+                                   f"{tensor['shape'][0]} texts, the data holds {len(texts)}")
+        validate_predict_request({"texts": texts})
+    except ValidationFailed as exc:
+        raise _bad(str(exc).replace("texts[", "inputs[0].data[")
+                   .replace("texts ", "inputs[0] ")) from None
+    return body, texts
+
+
+def _binary_size(body: object) -> int | None:
+    try:
+        size = body["inputs"][0]["parameters"]["binary_data_size"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return size if isinstance(size, int) and not isinstance(size, bool) else None
+
+
+def _bytes_elements(binary: bytes, size: int) -> list[str]:
+    """A BYTES tensor in binary form: each element a 4-byte little-endian length, then UTF-8."""
+    if size != len(binary):
+        raise ValidationFailed(f"inputs[0].parameters.binary_data_size is {size}, but "
+                               f"{len(binary)} bytes follow the JSON part")
+    texts, at = [], 0
+    while at < size:
+        if at + 4 > size:
+            raise ValidationFailed("inputs[0]'s binary data ends inside an element's length")
+        (length,) = struct.unpack_from("<I", binary, at)
+        element = binary[at + 4:at + 4 + length]
+        if len(element) != length:
+            raise ValidationFailed("inputs[0]'s binary data ends inside an element")
+        try:
+            texts.append(element.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ValidationFailed(f"inputs[0] element {len(texts)} is not UTF-8") from None
+        at += 4 + length
+        if len(texts) > MAX_BATCH_TEXTS:
+            raise ValidationFailed(f"inputs[0] holds more than {MAX_BATCH_TEXTS} texts; "
+                                   "split the batch")
+    return texts
+
+
+def _response(body: dict, predictions: list[dict]):
+    n = len(predictions)
+    tensors = {
+        "label": ("BYTES", [n], [p["label"] for p in predictions]),
+        "probabilities": ("FP32", [n, len(LABELS)],
+                          [p["probabilities"][label] for p in predictions for label in LABELS]),
+        "prediction_id": ("BYTES", [n], [p["id"] for p in predictions]),
+    }
+    asked = body.get("outputs") or [{"name": name} for name in tensors]
+    binary_default = bool((body.get("parameters") or {}).get("binary_data_output"))
+    outputs, chunks = [], []
+    for out in asked:
+        datatype, shape, data = tensors[out["name"]]
+        entry = {"name": out["name"], "datatype": datatype, "shape": shape}
+        if (out.get("parameters") or {}).get("binary_data", binary_default):
+            chunk = _to_binary(datatype, data)
+            entry["parameters"] = {"binary_data_size": len(chunk)}
+            chunks.append(chunk)
+        else:
+            entry["data"] = data
+        outputs.append(entry)
+    head = {"model_name": OIP_MODEL_NAME, "model_version": predictions[0]["model_version"],
+            "outputs": outputs}
+    if isinstance(body.get("id"), str):
+        head["id"] = body["id"]
+    if not chunks:
+        return head
+    header = json.dumps(head, separators=(",", ":")).encode()
+    return Response(header + b"".join(chunks), mimetype="application/octet-stream",
+                    headers={HEADER_LENGTH: str(len(header))})
+
+
+def _to_binary(datatype: str, data: list) -> bytes:
+    if datatype == "FP32":
+        return struct.pack(f"<{len(data)}f", *data)
+    encoded = [text.encode() for text in data]
+    return b"".join(struct.pack("<I", len(e)) + e for e in encoded)
+
+
+def _bad(detail: str) -> Problem:
+    return Problem(400, "Bad Request", detail)
