@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import positive_data_acceptance
 from schemathesis.core.parameters import ParameterLocation
 
 from mlapi import auth
@@ -52,7 +53,11 @@ def test_api_never_fails_on_client_input(case, token_and_app):
     # missing Authorization among them): forcing it there would turn the case valid, and the
     # API rightly accepting it would read as "invalid data accepted". Seen once in a CI run.
     headers = case.meta.components.get(ParameterLocation.HEADER) if case.meta else None
+    # An OIP infer body's shape must equal its number of texts, which JSON Schema cannot say:
+    # a schema-valid body may rightly get a 400 there (tested case by case in test_api_oip.py).
+    excluded = [positive_data_acceptance] if case.path.endswith("/infer") else []
     if headers is not None and headers.mode.is_negative:
-        case.call_and_validate()
+        case.call_and_validate(excluded_checks=excluded)
     else:
-        case.call_and_validate(headers={"Authorization": f"Bearer {token}"})
+        case.call_and_validate(headers={"Authorization": f"Bearer {token}"},
+                               excluded_checks=excluded)
