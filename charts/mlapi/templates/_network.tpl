@@ -7,6 +7,7 @@ and /v1/predict, never /v1x) or Exact.
 */}}
 {{- define "mlapi.publicPaths" -}}
 - {path: /v1, type: Prefix}
+- {path: /v2, type: Prefix}
 - {path: /, type: Exact}
 - {path: /predict, type: Exact}
 - {path: /feedback, type: Exact}
@@ -63,7 +64,7 @@ Fails when an Ingress path would route /metrics: Prefix / or /metrics, or Exact 
 {{- range $j, $p := ($h.paths | default list) }}
 {{- $trimmed := trimSuffix "/" $p.path }}
 {{- if or (and (eq $p.pathType "Prefix") (has $trimmed (list "" "/metrics"))) (eq $trimmed "/metrics") }}
-{{- fail (printf "ingress.hosts[%d].paths[%d] (%s %s) would route /metrics publicly: list only the API's paths (leave paths out for all of them: /v1 and the course pages)" $i $j $p.pathType $p.path) }}
+{{- fail (printf "ingress.hosts[%d].paths[%d] (%s %s) would route /metrics publicly: list only the API's paths (leave paths out for all of them: /v1, /v2 and the course pages)" $i $j $p.pathType $p.path) }}
 {{- end }}
 {{- end }}
 {{- end }}
