@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+KSERVE_STAMP := .tools/kserve/.installed-stamp
 
 .PHONY: run test test-fast bench lint train retrain evaluate translation images image-test constraints clean \
         chart-tools chart-test chart-docs kind-up kind-down kind-load dev deploy load
@@ -20,13 +21,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## everything locally, in the foreground, at http://127.0.0.1:8000
 	exec $(BIN)/mlapi run
 
-test: $(STAMP) chart-tools  ## lint, then the whole suite: unit, contract, integration (real Redis + broker), faults, fuzzing, model, chart
+test: $(STAMP) chart-tools $(KSERVE_STAMP)  ## lint, then the whole suite: unit, contract, integration (real Redis + broker), faults, fuzzing, model, chart
 	$(BIN)/python -m ruff check src tests tools k8s-tests loadtest
 	$(BIN)/hadolint --failure-threshold warning images/api/Dockerfile images/worker/Dockerfile images/feedback/Dockerfile
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest --collect-only -q k8s-tests  # they need a cluster: collected here, run by the workflow's kind job
 
-test-fast: $(STAMP)  ## everything but the slow tests (full model training, load)
+test-fast: $(STAMP) $(KSERVE_STAMP)  ## everything but the slow tests (full model training, load)
 	$(BIN)/python -m pytest -m "not slow"
 
 # helm and kubectl (real binaries, into .tools/bin unless helm is on PATH) and checkov in a venv
@@ -38,6 +39,13 @@ $(CHECKOV_STAMP):
 	touch $(CHECKOV_STAMP)
 
 chart-tools: $(STAMP) $(CHECKOV_STAMP)
+
+# The KServe SDK, for tests/test_oip_clients.py, in a venv of its own too: it pins protobuf < 7
+# and psutil < 6 and brings a server (FastAPI, gRPC, pandas) that mlapi's venv and images lack.
+$(KSERVE_STAMP):
+	$(PYTHON) -m venv .tools/kserve
+	.tools/kserve/bin/pip install --quiet --disable-pip-version-check 'kserve>=0.21,<0.22'
+	touch $(KSERVE_STAMP)
 	@tools/fetch-helm.sh >/dev/null
 
 chart-test: chart-tools  ## the Helm chart: lint, render every ci/ values file, schemas, wiring, policies, checkov
