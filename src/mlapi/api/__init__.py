@@ -6,6 +6,7 @@ import uuid
 
 from flask import Flask, g, request
 
+from .. import tracing
 from ..config import Settings
 
 
@@ -23,6 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from . import auth, compat, feedback, health, metrics, oip, openapi, predict, problems, resources
 
+    tracing.instrument_app(app)  # the server span, when tracing.configure() turned it on
     problems.init_app(app)
     resources.init_app(app)
     metrics.init_app(app)

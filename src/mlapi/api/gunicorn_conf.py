@@ -37,3 +37,10 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def worker_exit(server, worker):
+    # A process's last spans are still in the exporter's buffer: send them before it goes.
+    from mlapi import tracing
+
+    tracing.shutdown()

@@ -6,6 +6,7 @@ import time
 
 from flask import current_app, g, request
 
+from .. import tracing
 from ..contracts import PredictJob
 from . import metrics, resources
 from .problems import Problem
@@ -30,6 +31,7 @@ def submit(texts: list[str], batch: bool, wait: bool) -> tuple[PredictJob, dict 
     job = PredictJob.for_texts(texts, deadline=started + timeout,
                                request_id=g.get("request_id", ""), batch=batch,
                                owner=client.name if client else "")
+    tracing.annotate({tracing.JOB_ID: job.job_id, "mlapi.batch.texts": len(texts)})
     store = resources.store()
     # Marked first: a Redis that is down fails the request before Kafka gets a job nobody reads.
     store.mark_pending(job.job_id, timeout, job.owner)
@@ -37,7 +39,8 @@ def submit(texts: list[str], batch: bool, wait: bool) -> tuple[PredictJob, dict 
                               timeout=min(3.0, timeout))
     if not wait:
         return job, None
-    result = store.wait_result(job.job_id, job.deadline - time.time())
+    with tracing.span("mlapi.api.wait", {tracing.JOB_ID: job.job_id}):
+        result = store.wait_result(job.job_id, job.deadline - time.time())
     if result is None:
         raise deadline_passed(job.job_id, settings.predict_timeout)
     return job, result

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import logs
+from .. import logs, tracing
 from ..config import Settings
 from . import create_app
 
@@ -11,4 +11,5 @@ def app():
     """Settings are read here, at the entry point, and passed in."""
     settings = Settings.from_env()
     logs.configure(settings)
+    tracing.configure("mlapi-api")  # here, in each gunicorn process: the exporter runs a thread
     return create_app(settings)

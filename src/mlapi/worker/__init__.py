@@ -10,6 +10,7 @@ from ..config import Settings
 def main(settings: Settings) -> int:
     """Load the champion (or the local model), then consume until SIGTERM. Exit 2 without a model."""
     # Imported here so that `mlapi --help` and the API never load scikit-learn.
+    from .. import tracing
     from ..model.artifact import ModelError
     from ..redis_store import Registry, Store
     from .loop import Worker
@@ -33,9 +34,11 @@ def main(settings: Settings) -> int:
     models = ModelSource(settings, registry, predictor, archive).start()
     worker = Worker(settings, predictor, store, models=models)
     worker.install_signal_handlers()
+    tracing.configure("mlapi-worker")
     try:
         worker.run()
     finally:
+        tracing.shutdown()  # flushes the last batches' spans
         models.stop()
         store.close()
         registry.close()

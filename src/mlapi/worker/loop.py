@@ -20,7 +20,7 @@ import time
 from kafka.errors import CommitFailedError, KafkaError
 from prometheus_client import Counter, Gauge, Histogram
 
-from .. import kafka_bus, probes
+from .. import kafka_bus, probes, tracing
 from ..config import Settings
 from ..contracts import PredictJob, prediction
 from ..redis_store import StoreUnavailable
@@ -177,6 +177,8 @@ class Worker:
         now = time.time()
         live: list[PredictJob] = []
         results: list[dict] = []
+        spans = tracing.BatchTrace(self.settings.predict_topic, self.worker_id) \
+            if tracing.active() else None
         for record in records:
             try:
                 job = PredictJob.from_bytes(record.value)
@@ -186,6 +188,11 @@ class Worker:
                           record.partition, record.offset, exc)
                 JOBS.labels("malformed").inc()
                 continue
+            if spans is not None:
+                spans.job(job.job_id, getattr(record, "headers", None), {
+                    "messaging.consumer.group.name": self.settings.consumer_group,
+                    "messaging.kafka.offset": record.offset,
+                    "messaging.destination.partition.id": str(record.partition)})
             QUEUE_WAIT.observe(max(0.0, now - job.enqueued))
             if job.deadline < now:
                 results.append({"v": 1, "job": job.job_id, "status": "expired", "owner": job.owner,
@@ -193,9 +200,23 @@ class Worker:
                 JOBS.labels("expired").inc()
             else:
                 live.append(job)
+        if spans is None:
+            results += self._predict(live, now)
+            texts = {item["id"]: item["text"] for job in live for item in job.items}
+            return self._store(results, texts)
+        started = time.time_ns()
         results += self._predict(live, now)
+        if live:
+            spans.step("predict", started, [job.job_id for job in live],
+                       {"mlapi.model_version": self.predictor.version,
+                        "mlapi.batch.texts": sum(len(job.items) for job in live)})
         texts = {item["id"]: item["text"] for job in live for item in job.items}
-        return self._store(results, texts)
+        started = time.time_ns()
+        stored = self._store(results, texts)
+        spans.step("redis write", started, list(spans.jobs),
+                   {"db.system.name": "redis", "db.operation.name": "PIPELINE"})
+        spans.end(results, stored)
+        return stored
 
     def _predict(self, jobs: list[PredictJob], picked: float) -> list[dict]:
         texts = [item["text"] for job in jobs for item in job.items]
