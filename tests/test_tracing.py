@@ -5,6 +5,9 @@ run, exporting OTLP to a receiver."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from types import SimpleNamespace
@@ -44,6 +47,22 @@ def test_off_configures_nothing_and_costs_nothing():
     with tracing.span("x", {"a": 1}) as span:
         assert span is None  # a nullcontext: no span object is even made
     tracing.annotate({"a": 1})  # no current span to touch; must not fail
+
+
+@pytest.mark.parametrize("otel, loaded", [
+    ({}, False),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}, True),
+])
+def test_the_sdk_is_loaded_only_when_on(otel, loaded, tmp_path):
+    # The API's entry point as gunicorn calls it, in a process of its own.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLAPI_"))}
+    env.update(otel, MLAPI_STATE_DIR=str(tmp_path))
+    code = ("import sys; from mlapi.api.wsgi import app; app(); "
+            "print('opentelemetry.sdk.trace' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == str(loaded)  # after the log lines
 
 
 @pytest.fixture
