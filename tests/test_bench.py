@@ -1,5 +1,6 @@
-"""`mlapi bench --quick` runs the real stack twice and reports every scenario without errors.
-(Targets are checked by reading the numbers, not asserted here: this machine's load varies.)"""
+"""`mlapi bench --quick` runs the real stack three times (batching on, off, traced) and reports
+every scenario without errors. (Targets are checked by reading the numbers, not asserted here:
+this machine's load varies.)"""
 
 import json
 import os
@@ -27,7 +28,10 @@ def test_bench_quick_reports_every_scenario(model_path, tmp_path):
     report = json.loads((tmp_path / "bench-fast.json").read_text())
     names = {(r["name"], r["concurrency"]) for r in report["rows"]}
     assert ("single, batching on", 32) in names and ("single, batching off", 32) in names
+    assert ("single, traced", 32) in names
     assert all(r["errors"] == 0 and r["rps"] > 0 for r in report["rows"])
     summary = report["summary"]
     assert 0 < summary["api_process_max_mb"] and 0 < summary["worker_process_max_mb"]
+    assert summary["traced_otlp_bytes_exported"] > 0  # the traced stack really exported spans
+    assert summary["tracing_off_cost_us_per_request"] > 0
     assert "sequential single-text p50" in done.stdout

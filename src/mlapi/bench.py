@@ -1,6 +1,7 @@
 """`mlapi bench`: throughput and latency of the whole pipeline, beside the model alone.
 
-It starts its own local stack (twice: micro-batching on, then off), drives it over HTTP with
+It starts its own local stack (three times: micro-batching on, then off, then on with every
+request traced to a local OTLP sink), drives it over HTTP with
 keep-alive connections from client threads at several concurrency levels, and prints
 requests/s and p50/p95/p99 latency, the model's in-process speed, and the RSS of the API and
 worker processes. The client runs on the same machine: on 2 cores it competes with the
@@ -9,6 +10,7 @@ service for CPU, so the numbers are a floor, not a ceiling.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -16,6 +18,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from rich.console import Console
@@ -173,6 +176,60 @@ def run_stack(settings: Settings, console: Console, scenarios,
         stack.stop()
 
 
+class _Sink(BaseHTTPRequestHandler):
+    """Takes OTLP/HTTP exports and throws them away, counting bytes (a collector's cost is
+    the collector's, not ours)."""
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        size = int(self.headers.get("Content-Length", 0))
+        self.rfile.read(size)
+        self.server.received += size
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        return
+
+
+@contextlib.contextmanager
+def otlp_sink():
+    """OTEL_* set for the stack's children (they inherit the environment) to a local sink."""
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    sink.daemon_threads = True
+    sink.received = 0
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    wanted = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink.server_address[1]}",
+              "OTEL_TRACES_SAMPLER": "always_on"}
+    saved = {key: os.environ.get(key) for key in wanted}
+    os.environ.update(wanted)
+    try:
+        yield sink
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        sink.shutdown()
+        sink.server_close()
+
+
+def tracing_off_cost_us(rounds: int = 200_000) -> float:
+    """What tracing adds to one request while off: the API's two calls and the worker's test."""
+    from . import tracing
+
+    assert not tracing.active(), "tracing is on in the bench's own process"
+    started = time.perf_counter()
+    for _ in range(rounds):
+        tracing.annotate({tracing.JOB_ID: "x"})
+        with tracing.span("mlapi.api.wait", {tracing.JOB_ID: "x"}):
+            pass
+        tracing.active()
+    return (time.perf_counter() - started) / rounds * 1e6
+
+
 def model_for(settings: Settings, kind: str, console: Console) -> Path:
     """The model of that kind: MLAPI_MODEL_PATH if it is one, else one of the state dir's
     (what `mlapi run` trains), else one trained now (the multilingual one takes minutes)."""
@@ -208,8 +265,12 @@ def main(settings: Settings, quick: bool = False, kind: str = "multilingual") ->
     rows_on, memory = run_stack(base, console, on, texts)
     off = [("single, batching off", 1, n(500), 0), ("single, batching off", 32, n(3000), 0)]
     rows_off, _ = run_stack(base.replace(batch_max=1, batch_wait_ms=0), console, off, texts)
+    traced = [("single, traced", 1, n(500), 0), ("single, traced", 32, n(3000), 0)]
+    with otlp_sink() as sink:
+        rows_traced, _ = run_stack(base, console, traced, texts)
+        exported = sink.received
 
-    rows = model_rows + rows_on + rows_off
+    rows = model_rows + rows_on + rows_off + rows_traced
     table = Table(title=f"mlapi bench: {kind} model ({os.cpu_count()} cores, "
                         f"{settings.workers} worker(s) x {settings.worker_threads} thread(s), "
                         f"{base.api_processes} API processes x {base.api_threads} threads)")
@@ -235,6 +296,13 @@ def main(settings: Settings, quick: bool = False, kind: str = "multilingual") ->
         "batching_speedup_at_32": round(speedup, 2),
         "batch_requests_share_of_in_process": round(batch_share, 2),
         **memory,
+        # Tracing: what it costs while off (per request, measured in this process), and the
+        # traced stack beside the untraced one (always_on sampling: the worst case).
+        "tracing_off_cost_us_per_request": round(tracing_off_cost_us(), 2),
+        "traced_sequential_p50_ms": find("single, traced", 1)["p50_ms"],
+        "traced_rps_share_at_32": round(find("single, traced", 32)["rps"]
+                                        / find("single, batching on", 32)["rps"], 2),
+        "traced_otlp_bytes_exported": exported,
     }
     targets = [
         ("sequential single-text p50 <= 15 ms", summary["sequential_p50_ms"] <= 15),
@@ -242,6 +310,7 @@ def main(settings: Settings, quick: bool = False, kind: str = "multilingual") ->
         ("batching on >= 1.5x batching off at 32 clients", speedup >= 1.5),
         ("batch requests >= 50% of in-process texts/s", batch_share >= 0.5),
         ("API process < 100 MB RSS", memory["api_process_max_mb"] < 100),
+        ("tracing off costs < 5 us per request", summary["tracing_off_cost_us_per_request"] < 5),
     ]
     if kind == "encoder":
         # The bars a default kind must meet (the encoder is opt-in because it misses the first).
