@@ -8,6 +8,7 @@ import gzip
 import json
 import sys
 import threading
+import time
 import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -94,11 +95,9 @@ def collector():
         server.server_close()
 
 
-def test_one_request_one_trace_across_api_and_worker(collector, redis_server, kafka_server,
-                                                     model_path, state_dir):
-    settings = make_settings(redis_server.port, kafka_server.port, model_path,
-                             port=servers.free_port(), api_processes=1)
-    otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.server_address[1]}",
+def start_traced(settings, state_dir, endpoint: str):
+    """`mlapi worker` and `mlapi api` with OTEL_* pointing at ``endpoint``; (api, worker)."""
+    otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
             "OTEL_BSP_SCHEDULE_DELAY": "100"}  # export within 0.1 s instead of 5
     logs = state_dir / "logs"
     worker = servers.Server("worker", [sys.executable, "-m", "mlapi", "worker"], 0,
@@ -107,22 +106,37 @@ def test_one_request_one_trace_across_api_and_worker(collector, redis_server, ka
     api = servers.Server("api", [sys.executable, "-m", "mlapi", "api"], settings.port,
                          logs / f"traced-api-{settings.port}.log",
                          {**child_env(settings), **otel}).start(timeout=60)
+    wait_workers(settings, 1)
+    return api, worker
+
+
+def predict(settings):
+    """One prediction's body, or None while the consumer group forms (503/504)."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{settings.port}/v1/predict", method="POST",
+        data=json.dumps({"text": "what a lovely day"}).encode(),
+        headers={"Content-Type": "application/json"})
     try:
-        wait_workers(settings, 1)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        assert exc.code in (503, 504), exc.read()
+        return None
 
-        def predict():
-            request = urllib.request.Request(
-                f"http://127.0.0.1:{settings.port}/v1/predict", method="POST",
-                data=json.dumps({"text": "what a lovely day"}).encode(),
-                headers={"Content-Type": "application/json"})
-            try:
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    return json.load(response)
-            except urllib.error.HTTPError as exc:  # 504 while the consumer group forms
-                assert exc.code in (503, 504), exc.read()
-                return None
 
-        job_id = wait_for(predict, timeout=60, what="a prediction through the stack")["id"]
+def stack_settings(redis_server, kafka_server, model_path):
+    return make_settings(redis_server.port, kafka_server.port, model_path,
+                         port=servers.free_port(), api_processes=1)
+
+
+def test_one_request_one_trace_across_api_and_worker(collector, redis_server, kafka_server,
+                                                     model_path, state_dir):
+    settings = stack_settings(redis_server, kafka_server, model_path)
+    api, worker = start_traced(settings, state_dir,
+                               f"http://127.0.0.1:{collector.server_address[1]}")
+    try:
+        job_id = wait_for(lambda: predict(settings), timeout=60,
+                          what="a prediction through the stack")["id"]
 
         def whole_trace():
             spans = collector.received()
@@ -159,3 +173,22 @@ def test_one_request_one_trace_across_api_and_worker(collector, redis_server, ka
     batch = next(s for s in spans if process["span_id"] in s["links"])
     assert batch["name"] == "mlapi.worker.batch" and batch["trace_id"] != server["trace_id"]
 
+
+
+def test_a_collector_that_is_down_costs_no_request_and_no_shutdown(redis_server, kafka_server,
+                                                                   model_path, state_dir):
+    # Nothing listens there: every export fails. Requests must not wait on it, and SIGTERM must
+    # still stop both processes well inside Kubernetes' 30 s grace period.
+    settings = stack_settings(redis_server, kafka_server, model_path)
+    api, worker = start_traced(settings, state_dir, f"http://127.0.0.1:{servers.free_port()}")
+    try:
+        wait_for(lambda: predict(settings), timeout=60, what="a prediction through the stack")
+        answers = [predict(settings) for _ in range(5)]
+        assert all(answer and answer["label"] for answer in answers)
+    finally:
+        stopped = []
+        for server in (api, worker):
+            started = time.monotonic()
+            server.stop(timeout=25)
+            stopped.append(time.monotonic() - started)
+    assert max(stopped) < 20, f"stopping took {stopped} s with the collector down"

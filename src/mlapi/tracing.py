@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterable, Mapping
 
@@ -65,8 +66,9 @@ def configure(service_name: str, environ: Mapping[str, str] | None = None, expor
     attributes = {"service.version": __version__}
     if not env.get("OTEL_SERVICE_NAME"):
         attributes["service.name"] = service_name
-    # The sampler comes from OTEL_TRACES_SAMPLER (default: parent-based, always on).
-    provider = TracerProvider(resource=Resource.create(attributes))
+    # The sampler comes from OTEL_TRACES_SAMPLER (default: parent-based, always on). No atexit
+    # hook: shutdown() below bounds the final flush, the SDK's would not.
+    provider = TracerProvider(resource=Resource.create(attributes), shutdown_on_exit=False)
     if exporter is None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -114,15 +116,28 @@ def annotate(attributes: dict) -> None:
         trace.get_current_span().set_attributes(attributes)
 
 
-def shutdown() -> None:
-    """Flush what is buffered and stop exporting (a process's last step; safe when off)."""
+FLUSH_SECONDS = 5.0
+
+
+def shutdown(timeout: float = FLUSH_SECONDS) -> None:
+    """Flush what is buffered and stop exporting (a process's last step; safe when off).
+
+    At most ``timeout`` s: with the collector down an export retries for up to
+    OTEL_EXPORTER_OTLP_TIMEOUT (10 s), and a pod's grace period is not the place to wait for it.
+    """
     global _provider, _kafka
     if _kafka is not None:
         _kafka.uninstrument()
         _kafka = None
-    if _provider is not None:
-        _provider.shutdown()
-        _provider = None
+    if _provider is None:
+        return
+    provider, _provider = _provider, None
+    flush = threading.Thread(target=provider.shutdown, name="otel-shutdown", daemon=True)
+    flush.start()
+    flush.join(timeout)
+    if flush.is_alive():
+        log.warning("tracing: the last spans were not exported within %g s (is the collector "
+                    "at OTEL_EXPORTER_OTLP_ENDPOINT reachable?); dropped", timeout)
 
 
 def _name_the_job(span, args, kwargs) -> None:
