@@ -31,6 +31,9 @@ USER_SUPPLIED = {
     "with-extras-values.yaml": {
         ("Secret", "corp-ca"): "api.extraVolumes",
     },
+    "with-otel-values.yaml": {
+        ("Secret", "otel-headers"): "otel.headersSecret.name",
+    },
     "with-keda-external-kafka-values.yaml": {
         ("Secret", "mlapi-kafka-user"): "externalKafka.existingSecret",
         ("Secret", "kafka-ca"): "externalKafka.caSecret",

@@ -249,17 +249,23 @@ What the pods' secrets are made from, as JSON (its keys sorted): the same values
 checksum in every render and every Deployment (a GitOps sync sees no diff), and a new password,
 URL or Secret name rolls every pod that reads it. The rendered secrets.yaml is not hashed: the
 admin token in it is random on every `helm template` (the API re-reads the keys file anyway).
-A Secret you manage (existingSecret) that changes in place is not seen by Helm: restart the
-pods, or let a controller such as Reloader do it (see the chart README).
+A Secret you manage (existingSecret, otel.headersSecret) that changes in place is not seen by
+Helm: restart the pods, or let a controller such as Reloader do it (see the chart README).
 */}}
 {{- define "mlapi.secretInputs" -}}
 {{- $v := .Values }}
-{{- toJson (dict
+{{- $inputs := dict
   "auth" (pick $v.auth "enabled" "existingSecret" "existingSecretKey")
   "redis" (dict "enabled" $v.redis.enabled "auth" ($v.redis.auth | default dict))
   "externalRedis" $v.externalRedis
   "externalKafka" $v.externalKafka
-  "database" $v.feedback.database) }}
+  "database" $v.feedback.database }}
+{{- /* Only when used, so that releases without tracing keep their checksums. */}}
+{{- $otel := $v.otel | default dict }}
+{{- if and $otel.endpoint (dig "headersSecret" "name" "" $otel) }}
+{{- $_ := set $inputs "otelHeaders" $otel.headersSecret }}
+{{- end }}
+{{- toJson $inputs }}
 {{- end }}
 
 {{/*
