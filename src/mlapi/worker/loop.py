@@ -200,22 +200,19 @@ class Worker:
                 JOBS.labels("expired").inc()
             else:
                 live.append(job)
-        if spans is None:
-            results += self._predict(live, now)
-            texts = {item["id"]: item["text"] for job in live for item in job.items}
-            return self._store(results, texts)
         started = time.time_ns()
         results += self._predict(live, now)
-        if live:
+        if spans is not None and live:
             spans.step("predict", started, [job.job_id for job in live],
                        {"mlapi.model_version": self.predictor.version,
                         "mlapi.batch.texts": sum(len(job.items) for job in live)})
         texts = {item["id"]: item["text"] for job in live for item in job.items}
         started = time.time_ns()
         stored = self._store(results, texts)
-        spans.step("redis write", started, list(spans.jobs),
-                   {"db.system.name": "redis", "db.operation.name": "PIPELINE"})
-        spans.end(results, stored)
+        if spans is not None:
+            spans.step("redis write", started, list(spans.jobs),
+                       {"db.system.name": "redis", "db.operation.name": "PIPELINE"})
+            spans.end(results, stored)
         return stored
 
     def _predict(self, jobs: list[PredictJob], picked: float) -> list[dict]:
