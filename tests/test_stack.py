@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import urllib.request
 
 import psutil
@@ -79,6 +81,16 @@ def test_api_processes_never_load_scikit_learn(stack):
             maps = fh.read()
         assert "sklearn" not in maps and "scipy" not in maps
         assert proc.memory_info().rss < 100 * 2**20
+
+
+def test_the_api_entrypoint_loads_neither_the_supervisor_nor_rich():
+    # `mlapi api` (the image's entrypoint) builds gunicorn's command line and execs it.
+    code = ("import sys; from mlapi import cli; from mlapi.api.wsgi import gunicorn_argv; "
+            "argv = gunicorn_argv(); "
+            "print(argv[1:3], 'mlapi.local.stack' in sys.modules, 'rich' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["['-m',", "'gunicorn']", "False", "False"]
 
 
 def test_rate_limit_is_shared_by_both_gunicorn_processes(stack):

@@ -19,9 +19,10 @@ def cmd_run(settings: Settings, args) -> int:
 
 
 def cmd_api(settings: Settings, args) -> int:
-    from .local.stack import api_argv
+    # Not from local/: the image's entrypoint needs neither the supervisor nor rich.
+    from .api.wsgi import gunicorn_argv
 
-    argv = api_argv()
+    argv = gunicorn_argv()
     # exec: gunicorn becomes this process and gets SIGTERM directly (PID 1 in a container).
     os.execv(argv[0], argv)
 

@@ -6,7 +6,7 @@ import time
 
 from flask import current_app, g, request
 
-from .. import tracing
+from .. import dispatch, tracing
 from ..contracts import PredictJob
 from . import metrics, resources
 from .problems import Problem
@@ -33,14 +33,10 @@ def submit(texts: list[str], batch: bool, wait: bool) -> tuple[PredictJob, dict 
                                owner=client.name if client else "")
     tracing.annotate({tracing.JOB_ID: job.job_id, "mlapi.batch.texts": len(texts)})
     store = resources.store()
-    # Marked first: a Redis that is down fails the request before Kafka gets a job nobody reads.
-    store.mark_pending(job.job_id, timeout, job.owner)
-    resources.producer().send(settings.predict_topic, job.job_id, job.to_bytes(),
-                              timeout=min(3.0, timeout))
+    dispatch.enqueue(store, resources.producer(), settings.predict_topic, job, timeout)
     if not wait:
         return job, None
-    with tracing.span("mlapi.api.wait", {tracing.JOB_ID: job.job_id}):
-        result = store.wait_result(job.job_id, job.deadline - time.time())
+    result = dispatch.await_result(store, job)
     if result is None:
         raise deadline_passed(job.job_id, settings.predict_timeout)
     return job, result

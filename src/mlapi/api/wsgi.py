@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from .. import logs, tracing
 from ..config import Settings
 from . import create_app
@@ -13,3 +15,9 @@ def app():
     logs.configure(settings)
     tracing.configure("mlapi-api")  # here, in each gunicorn process: the exporter runs a thread
     return create_app(settings)
+
+
+def gunicorn_argv() -> list[str]:
+    """The command `mlapi api` execs (the image's entrypoint) and `mlapi run` starts."""
+    return [sys.executable, "-m", "gunicorn", "-c", "python:mlapi.api.gunicorn_conf",
+            "mlapi.api.wsgi:app()"]

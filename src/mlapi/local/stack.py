@@ -27,7 +27,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from .. import dispatch
+from ..api.wsgi import gunicorn_argv
 from ..config import Settings
+from ..contracts import PredictJob
+from ..kafka_bus import Producer, QueueUnavailable
 from . import servers
 from .supervisor import Child, RestartPolicy
 
@@ -87,7 +91,7 @@ class Stack:
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         api_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir.resolve())}
-        self._start(servers.Server("api", api_argv(), self.settings.port, self._log("api"), api_env))
+        self._start(servers.Server("api", gunicorn_argv(), self.settings.port, self._log("api"), api_env))
         self.wait_ready()
         self._ready = True
         self.write_state()
@@ -186,17 +190,13 @@ class Stack:
                                   f"logs are in {self.state_dir / 'logs'}")
 
     def _warm_up(self, store) -> bool:
-        """One job through the bus, as the API would send it: True once a worker answered it."""
-        from ..contracts import PredictJob
-        from ..kafka_bus import Producer, QueueUnavailable
-
+        """One job through the bus, as the API sends it: True once a worker answered it."""
         job = PredictJob.for_texts(["warm-up"], deadline=time.time() + 10, request_id="warm-up",
                                    batch=False, owner="")
         producer = Producer(self.settings, client_id="mlapi-run")
         try:
-            store.mark_pending(job.job_id, 10, "")
-            producer.send(self.settings.predict_topic, job.job_id, job.to_bytes(), timeout=3)
-            result = store.wait_result(job.job_id, 10)
+            dispatch.enqueue(store, producer, self.settings.predict_topic, job, 10)
+            result = dispatch.await_result(store, job)
         except QueueUnavailable:
             return False
         finally:
@@ -245,11 +245,6 @@ class Stack:
             (self.state_dir / "stack.json").unlink()
         except FileNotFoundError:
             pass
-
-
-def api_argv() -> list[str]:
-    return [sys.executable, "-m", "gunicorn", "-c", "python:mlapi.api.gunicorn_conf",
-            "mlapi.api.wsgi:app()"]
 
 
 def http_request(method: str, url: str, body: dict | None = None, timeout: float = 10.0):
