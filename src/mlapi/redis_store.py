@@ -32,6 +32,14 @@ _RETRY = Retry(NoBackoff(), 1)
 HEARTBEAT_TTL = 10
 
 
+class NotInRegistry(LookupError):
+    """A version the registry does not keep, or no earlier champion to go back to."""
+
+    @classmethod
+    def version(cls, version: str) -> NotInRegistry:
+        return cls(f"no version {version!r} in the registry (see `mlapi models list`)")
+
+
 class StoreUnavailable(RuntimeError):
     """Redis could not be reached or answered in time."""
 
@@ -251,7 +259,7 @@ class Registry:
     def update_meta(self, version: str, **changes) -> None:
         meta = self.meta(version)
         if meta is None:
-            raise KeyError(version)
+            raise NotInRegistry.version(version)
         with _errors():
             self.redis.set(self.key("meta", version), json.dumps({**meta, **changes}))
 
@@ -283,7 +291,7 @@ class Registry:
     def promote(self, version: str) -> str | None:
         """Make ``version`` the champion and tell the workers; returns the previous champion."""
         if self.meta(version) is None:
-            raise KeyError(version)
+            raise NotInRegistry.version(version)
         with _errors(), self.redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
@@ -308,7 +316,7 @@ class Registry:
             while True:
                 raw = self.redis.lpop(self.key("history"))
                 if raw is None:
-                    raise LookupError("no earlier champion to roll back to")
+                    raise NotInRegistry("no earlier champion to roll back to")
                 previous = raw.decode()
                 if previous != current and self.redis.exists(self.key("file", previous)):
                     break

@@ -24,6 +24,14 @@ from . import policy
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+class UnknownCorrection(LookupError):
+    """No correction with that id."""
+
+
+class CorrectionRefused(ValueError):
+    """The correction cannot be confirmed as asked (its state, or a missing label)."""
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -203,14 +211,15 @@ class FeedbackDB:
         with self.session.begin() as s:
             row = s.get(Correction, row_id)
             if row is None:
-                raise LookupError(f"no correction {row_id}")
+                raise UnknownCorrection(f"no correction {row_id}")
             if row.status == "flagged":
                 if label is None:
-                    raise ValueError(f"correction {row_id} is a report without a label: give --label")
+                    raise CorrectionRefused(f"correction {row_id} is a report without a label: "
+                                            "give --label")
                 row.label = label
             elif row.status != "held":
-                raise ValueError(f"correction {row_id} is {row.status}; only held or flagged ones "
-                                 "can be confirmed")
+                raise CorrectionRefused(f"correction {row_id} is {row.status}; only held or "
+                                        "flagged ones can be confirmed")
             elif label is not None and label != row.label:
                 row.label = label
             row.status, row.reason = "accepted", f"confirmed by {by}"

@@ -29,9 +29,9 @@ from sklearn.svm import LinearSVC
 
 from ..contracts import LABELS
 from .corpus import Corpus
+from .kinds import KINDS
 
-KINDS = ("multilingual", "encoder", "fast")
-DEFAULT_KIND = "multilingual"
+DEFAULT_KIND = KINDS[0]
 
 SPLIT_SEED = 42
 MODEL_SEED = 0
