@@ -1,9 +1,10 @@
 """The feedback service (``mlapi feedback serve``): corrections from Kafka into the database.
 
-The worker's pattern: the SIGTERM handler only sets a flag; the loop polls with a timeout;
-each polled batch is judged and stored in one database transaction, and only then are its
-offsets committed. A crash between the two makes the broker deliver the batch again, and
-the database skips the feedback ids it already has: nothing lost, nothing counted twice.
+The worker's lifecycle (``consumer_loop.ConsumerLoop``): the SIGTERM handler only sets a flag;
+the loop polls with a timeout; each polled batch is judged and stored in one database
+transaction, and only then are its offsets committed. A crash between the two makes the
+broker deliver the batch again, and the database skips the feedback ids it already has:
+nothing lost, nothing counted twice.
 Counts go to Redis (for GET /v1/feedback/stats) after every batch and every few seconds.
 """
 
@@ -11,16 +12,15 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import time
 
-from kafka.errors import CommitFailedError, KafkaError
 from prometheus_client import Counter, Gauge
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import kafka_bus, probes
+from .. import kafka_bus
 from ..config import Settings
+from ..consumer_loop import ConsumerLoop
 from ..contracts import FeedbackMessage
 from ..redis_store import StoreUnavailable
 from .db import FeedbackDB
@@ -39,67 +39,42 @@ MAX_RECORDS = 500
 STATS_EVERY = 5.0
 
 
-class FeedbackService:
+class FeedbackService(ConsumerLoop):
+    log = log
+    poll_timeout_ms = POLL_TIMEOUT_MS
+    max_records = MAX_RECORDS
+
     def __init__(self, settings: Settings, db: FeedbackDB, store):
-        self.settings = settings
+        super().__init__(settings)
         self.db = db
         self.store = store
         self.client_id = f"feedback-{socket.gethostname()}-{os.getpid()}"
-        self.stopping = False
         self.stored = 0
         self._stats_at = 0.0
-        self.liveness = probes.Liveness(settings.liveness_seconds)
 
-    def request_stop(self, signum=None, frame=None) -> None:
-        self.stopping = True
+    # --- the loop's hooks (consumer_loop.py runs them) -----------------------------------
+    @property
+    def metrics_port(self) -> int:
+        return self.settings.feedback_metrics_port
 
-    def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self.request_stop)
-        signal.signal(signal.SIGINT, self.request_stop)
+    def connect(self):
+        kafka_bus.ensure_topics(self.settings)
+        return kafka_bus.consumer(self.settings, client_id=self.client_id,
+                                  topic=self.settings.feedback_topic,
+                                  group=self.settings.feedback_group, max_records=MAX_RECORDS)
 
-    def run(self) -> None:
-        probe = probes.serve(self.settings.probe_host, self.settings.feedback_metrics_port,
-                             self.liveness) if self.settings.feedback_metrics_port else None
-        try:
-            self._consume()
-        finally:
-            if probe is not None:
-                probe.shutdown()
-
-    def _consume(self) -> None:
-        consumer = self._connect()
-        if consumer is None:
-            return
+    def started(self, consumer) -> None:
         log.info("feedback service reading %s into %s", self.settings.feedback_topic,
                  self.db.engine.url.render_as_string(hide_password=True))
-        try:
-            while not self.stopping:
-                self._publish_stats()
-                polled = consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS)
-                self.liveness.tick()
-                records = [r for batch in polled.values() for r in batch]
-                if records and self.handle(records):
-                    self._commit(consumer)
-                    self._publish_stats(force=True)
-        finally:
-            consumer.close(autocommit=False)
-            log.info("feedback service stopped after storing %d messages", self.stored)
 
-    def _connect(self):
-        delay = 0.5
-        while not self.stopping:
-            try:
-                kafka_bus.ensure_topics(self.settings)
-                return kafka_bus.consumer(self.settings, client_id=self.client_id,
-                                          topic=self.settings.feedback_topic,
-                                          group=self.settings.feedback_group,
-                                          max_records=MAX_RECORDS)
-            except KafkaError as exc:
-                log.warning("waiting for Kafka: %s", exc)
-                self.liveness.tick()
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        return None
+    def before_poll(self, consumer) -> None:
+        self._publish_stats()
+
+    def committed(self) -> None:
+        self._publish_stats(force=True)
+
+    def stopped(self) -> None:
+        log.info("feedback service stopped after storing %d messages", self.stored)
 
     def handle(self, records: list) -> bool:
         """Judge and store a batch; True once it is committed to the database."""
@@ -112,20 +87,13 @@ class FeedbackService:
                 log.error("rejecting malformed feedback at %s/%s@%s: %s", record.topic,
                           record.partition, record.offset, exc)
                 items.append((None, str(exc), record.partition, record.offset))
-        delay = 0.2
-        while True:
-            try:
-                new = self.db.store(items, cap=self.settings.feedback_client_cap,
-                                    hold_confidence=self.settings.feedback_hold_confidence)
-                break
-            except SQLAlchemyError as exc:
-                if self.stopping:
-                    log.warning("stopping with an unstored batch; it stays uncommitted: %s", exc)
-                    return False
-                log.warning("database unavailable, retrying: %s", exc)
-                self.liveness.tick()
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        stored, new = self.retry(
+            lambda: self.db.store(items, cap=self.settings.feedback_client_cap,
+                                  hold_confidence=self.settings.feedback_hold_confidence),
+            (SQLAlchemyError,), "database unavailable, retrying")
+        if not stored:
+            log.warning("stopping with an unstored batch; it stays uncommitted")
+            return False
         for row in new:
             RECEIVED.inc()
             CORRECTIONS.labels(row.status, row.label or "none").inc()
@@ -133,13 +101,6 @@ class FeedbackService:
                      row.label or "(no label)", f" ({row.reason})" if row.reason else "")
         self.stored += len(new)
         return True
-
-    def _commit(self, consumer) -> None:
-        try:
-            consumer.commit()
-        except (CommitFailedError, KafkaError) as exc:
-            # Redelivered messages are recognised by their feedback id: no double count.
-            log.warning("commit failed, the batch may be read again: %s", exc)
 
     def _publish_stats(self, force: bool = False) -> None:
         now = time.monotonic()

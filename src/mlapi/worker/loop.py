@@ -1,10 +1,11 @@
 """The prediction worker: poll a micro-batch, predict it in one call, store, then commit.
 
-In the manner of getsentry/arroyo: the SIGTERM handler only sets a flag; the loop polls with
-a timeout so it sees the flag within ~0.2 s; a batch closes at ``MLAPI_BATCH_MAX`` jobs or
-``MLAPI_BATCH_WAIT_MS`` after its first job; offsets are committed only once every result of
-the batch is in Redis (at-least-once: a worker killed mid-batch leaves its jobs uncommitted,
-and the group hands them to another worker); the consumer is closed in ``finally``.
+The lifecycle (a stop flag set by SIGTERM, commit after the results are stored, close in
+``finally``, back-off while Kafka or Redis is away) is ``consumer_loop.ConsumerLoop``'s; this
+module says what a batch is: it closes at ``MLAPI_BATCH_MAX`` jobs or ``MLAPI_BATCH_WAIT_MS``
+after its first job, its live jobs are predicted in one call, and its results go to Redis in
+one pipeline before the offsets are committed (at-least-once: a worker killed mid-batch leaves
+its jobs uncommitted, and the group hands them to another worker).
 """
 
 from __future__ import annotations
@@ -13,15 +14,14 @@ import ctypes
 import gc
 import logging
 import os
-import signal
 import socket
 import time
 
-from kafka.errors import CommitFailedError, KafkaError
 from prometheus_client import Counter, Gauge, Histogram
 
-from .. import kafka_bus, probes, tracing
+from .. import kafka_bus, tracing
 from ..config import Settings
+from ..consumer_loop import ConsumerLoop, flatten
 from ..contracts import PredictJob, prediction
 from ..redis_store import StoreUnavailable
 
@@ -56,78 +56,48 @@ def release_memory() -> None:
     trim(0)
 
 
-class Worker:
+class Worker(ConsumerLoop):
+    log = log
+
     def __init__(self, settings: Settings, predictor, store, worker_id: str | None = None,
                  models=None):
-        self.settings = settings
+        super().__init__(settings)
         self.predictor = predictor
         self.store = store
         # A ModelSource (worker/models.py) that loads new champions in the background; None in
         # unit tests that serve one fixed model.
         self.models = models
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
-        self.stopping = False
         self.processed = 0
         self._last_beat = 0.0
-        self.liveness = probes.Liveness(settings.liveness_seconds)
 
-    # --- lifecycle ---------------------------------------------------------------------
-    def request_stop(self, signum=None, frame=None) -> None:
-        """Signal handler: only sets the flag; the loop finishes its batch and leaves."""
-        self.stopping = True
+    # --- the loop's hooks (consumer_loop.py runs them) -----------------------------------
+    @property
+    def metrics_port(self) -> int:
+        return self.settings.worker_metrics_port
 
-    def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self.request_stop)
-        signal.signal(signal.SIGINT, self.request_stop)
+    def connect(self):
+        kafka_bus.ensure_topics(self.settings)
+        return kafka_bus.consumer(self.settings, client_id=self.worker_id)
 
-    def run(self) -> None:
-        probe = probes.serve(self.settings.probe_host, self.settings.worker_metrics_port,
-                             self.liveness) if self.settings.worker_metrics_port else None
-        try:
-            self._consume()
-        finally:
-            if probe is not None:
-                probe.shutdown()
-
-    def _consume(self) -> None:
-        consumer = self._connect()
-        if consumer is None:
-            return
+    def started(self, consumer) -> None:
         self._show_model(None)
         log.info("worker %s serving model %s (batch_max=%d, batch_wait_ms=%d)", self.worker_id,
                  self.predictor.version, self.settings.batch_max, self.settings.batch_wait_ms)
-        try:
-            while not self.stopping:
-                self._swap_model()
-                self._beat(consumer)
-                records = self.poll_batch(consumer)
-                self.liveness.tick()
-                if not records:
-                    continue
-                if self.handle(records):
-                    self._commit(consumer)
-        finally:
-            # No autocommit on close: it would commit whatever was polled, stored or not.
-            consumer.close(autocommit=False)
-            try:
-                self.store.forget_worker(self.worker_id)
-            except StoreUnavailable:
-                pass
-            log.info("worker %s stopped after %d jobs", self.worker_id, self.processed)
 
-    def _connect(self):
-        """Create topics and join the group, retrying while the broker is not up yet."""
-        delay = 0.5
-        while not self.stopping:
-            try:
-                kafka_bus.ensure_topics(self.settings)
-                return kafka_bus.consumer(self.settings, client_id=self.worker_id)
-            except (KafkaError, StoreUnavailable) as exc:
-                log.warning("waiting for Kafka/Redis: %s", exc)
-                self.liveness.tick()  # waiting on a dependency is not being wedged
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        return None
+    def before_poll(self, consumer) -> None:
+        self._swap_model()
+        self._beat(consumer)
+
+    def poll(self, consumer) -> list:
+        return self.poll_batch(consumer)
+
+    def stopped(self) -> None:
+        try:
+            self.store.forget_worker(self.worker_id)
+        except StoreUnavailable:
+            pass
+        log.info("worker %s stopped after %d jobs", self.worker_id, self.processed)
 
     def _swap_model(self) -> None:
         """Between two batches: serve the champion the background loader has ready, if any."""
@@ -161,7 +131,7 @@ class Worker:
     def poll_batch(self, consumer) -> list:
         """Up to batch_max records: wait up to 200 ms for the first, then batch_wait_ms for more."""
         limit = self.settings.batch_max
-        records = _flatten(consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=limit))
+        records = flatten(consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=limit))
         if not records:
             return records
         close_at = time.monotonic() + self.settings.batch_wait_ms / 1000
@@ -169,7 +139,7 @@ class Worker:
             left_ms = int((close_at - time.monotonic()) * 1000)
             if left_ms <= 0:
                 break
-            records += _flatten(consumer.poll(timeout_ms=left_ms, max_records=limit - len(records)))
+            records += flatten(consumer.poll(timeout_ms=left_ms, max_records=limit - len(records)))
         return records
 
     def handle(self, records: list) -> bool:
@@ -256,30 +226,12 @@ class Worker:
 
     def _store(self, results: list[dict], texts: dict[str, str]) -> bool:
         """Write results, retrying while Redis is down; give up only when asked to stop."""
-        delay = 0.2
-        while True:
-            try:
-                if results:
-                    self.store.put_results(results, texts)
-                self.processed += len(results)
-                return True
-            except StoreUnavailable as exc:
-                if self.stopping:
-                    log.warning("stopping with an unstored batch; it stays uncommitted: %s", exc)
-                    return False
-                log.warning("cannot store results, retrying: %s", exc)
-                self.liveness.tick()
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
-
-    def _commit(self, consumer) -> None:
-        try:
-            consumer.commit()
-        except (CommitFailedError, KafkaError) as exc:
-            # A rebalance took the partitions: their new owner re-reads the uncommitted jobs,
-            # and results are idempotent, so the only cost is a repeated prediction.
-            log.warning("commit failed, jobs may be predicted again: %s", exc)
-
-
-def _flatten(polled: dict) -> list:
-    return [record for batch in polled.values() for record in batch]
+        if not results:
+            return True
+        stored, _ = self.retry(lambda: self.store.put_results(results, texts),
+                               (StoreUnavailable,), "cannot store results, retrying", cap=2.0)
+        if stored:
+            self.processed += len(results)
+        else:
+            log.warning("stopping with an unstored batch; it stays uncommitted")
+        return stored
