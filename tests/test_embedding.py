@@ -11,7 +11,7 @@ import pytest
 import skops.io as sio
 from rich.console import Console
 
-from mlapi.model import artifact, embedding, pipeline
+from mlapi.model import artifact, embedding, estimators, pipeline
 from mlapi.model.embedding import SentenceEmbedding
 from mlapi.model.predictor import Predictor
 from mlapi.model.training import train
@@ -67,7 +67,7 @@ def test_the_archive_holds_no_weights_and_loads_under_the_trust_rules(small_mult
     predictor = Predictor.load(path)
     rows = predictor.predict_proba(["Me encanta", "I hate it"])
     assert all(sum(r.values()) == pytest.approx(1.0) for r in rows)
-    assert len(embedding.embeddings_in(predictor.model)) == 1
+    assert len(estimators.embeddings_in(predictor.model)) == 1
 
 
 def test_another_package_version_is_refused_with_both_versions_named(tmp_path, monkeypatch):
@@ -84,7 +84,7 @@ def test_another_package_version_is_refused_with_both_versions_named(tmp_path, m
 
 
 def test_fast_kind_has_no_embedding_and_unknown_kinds_are_refused():
-    assert embedding.embeddings_in(pipeline.build(["positive", "negative"], "fast")) == []
+    assert estimators.embeddings_in(pipeline.build(["positive", "negative"], "fast")) == []
     with pytest.raises(ValueError, match="unknown model kind 'huge'"):
         pipeline.build(["positive"], "huge")
 
@@ -129,7 +129,7 @@ def test_corrections_weigh_in_both_judges_and_the_weighted_model_saves(tmp_path)
     for before, after in zip(judges(plain), judges(weighted), strict=True):
         assert not np.allclose(before, after), "a judge ignored the sample weights"
     # Routing requests refer back to their owners, which skops cannot save: none is left.
-    assert all("_metadata_request" not in vars(e) for e in pipeline.estimators_in(weighted))
+    assert all("_metadata_request" not in vars(e) for e in estimators.estimators_in(weighted))
     path = tmp_path / "weighted.skops"
     artifact.save(weighted, path, {"kind": "multilingual"})
     rows = Predictor.load(path).predict_proba(["good film"])

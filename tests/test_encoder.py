@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from mlapi.model import artifact, encoder, pipeline
+from mlapi.model import artifact, encoder, estimators, pipeline
 from mlapi.model.predictor import Predictor
 
 ENGLISH = ["I have zero complaints about it", "can't say I was disappointed",
@@ -99,7 +99,7 @@ def test_corrections_weigh_in_the_encoder_kinds_head():
     plain = pipeline.fit(texts, labels, kind="encoder").named_steps["classifier"].coef_
     weighted = pipeline.fit(texts, labels, sample_weight=weights, kind="encoder")
     assert not np.allclose(plain, weighted.named_steps["classifier"].coef_)
-    assert all("_metadata_request" not in vars(e) for e in pipeline.estimators_in(weighted))
+    assert all("_metadata_request" not in vars(e) for e in estimators.estimators_in(weighted))
 
 
 def test_another_package_version_is_refused(tmp_path, monkeypatch):

@@ -18,6 +18,9 @@ from pathlib import Path
 
 import skops.io as sio
 
+from .embedding import EmbeddingMismatch
+from .estimators import embeddings_in
+
 # Modules whose types a model archive may contain. Everything else (a user's own class, os,
 # subprocess, builtins.eval ...) makes the archive untrusted.
 TRUSTED_MODULES = ("sklearn.", "numpy", "scipy.")
@@ -161,8 +164,6 @@ def _checked_load(path: Path, meta: dict, name: str):
     if bad:
         raise ModelError(f"{name} holds types outside scikit-learn/NumPy/SciPy: {', '.join(bad)}")
     model = sio.load(path, trusted=types)
-    from .embedding import EmbeddingMismatch, embeddings_in
-
     # Steps whose weights come from an installed package: the package must be the fitted one.
     for step in embeddings_in(model):
         try:

@@ -127,12 +127,3 @@ class EmbeddingColumns(TransformerMixin, BaseEstimator):
         block = features[:, -DIMENSIONS:]
         return block.toarray() if sparse.issparse(block) else np.asarray(block)
 
-
-def embeddings_in(model) -> list:
-    """Every step inside a fitted pipeline whose weights come from an installed package (the
-    sentence embedding, the encoder), through unions, votes and calibrators."""
-    from .encoder import SentenceEncoder
-    from .pipeline import estimators_in
-
-    return [step for step in estimators_in(model)
-            if isinstance(step, (SentenceEmbedding, SentenceEncoder))]

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections import Counter
 
 import sklearn
-from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import VotingClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -29,6 +28,9 @@ from sklearn.svm import LinearSVC
 
 from ..contracts import LABELS
 from .corpus import Corpus
+from .embedding import EmbeddingColumns, SentenceEmbedding
+from .encoder import SentenceEncoder
+from .estimators import estimators_in
 from .kinds import KINDS
 
 DEFAULT_KIND = KINDS[0]
@@ -73,8 +75,6 @@ def build(labels: list[str], kind: str = "fast") -> Pipeline:
         TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3, sublinear_tf=True),
     ]
     if kind == "encoder":
-        from .encoder import SentenceEncoder
-
         # Plain balanced weights: the encoder does not read facts as complaints the way
         # n-grams of tweets do, and a neutral boost cost the hard golden set 0.04 (both languages).
         head = LogisticRegression(C=ENCODER_C, class_weight=class_weights(labels, 1.0), max_iter=3000)
@@ -82,9 +82,6 @@ def build(labels: list[str], kind: str = "fast") -> Pipeline:
     weights = class_weights(labels)
     if kind == "fast":
         return Pipeline([("features", make_union(*steps)), ("classifier", _svm(weights))])
-
-    from .embedding import EmbeddingColumns, SentenceEmbedding
-
     # What a text means, beside which words it uses: "not bad at all" and "no está nada mal"
     # land close together, which no n-gram count can see. Computed once, used by both judges.
     steps.append(SentenceEmbedding(threads=1))
@@ -122,30 +119,6 @@ def fit(texts: list[str], labels: list[str], sample_weight: list[float] | None =
     for estimator in estimators_in(model):
         vars(estimator).pop("_metadata_request", None)
     return model
-
-
-def estimators_in(model) -> list[BaseEstimator]:
-    """Every estimator inside a pipeline, fitted copies included (unions, votes, calibrators)."""
-    found, seen = [], set()
-
-    def walk(obj, depth=0):
-        if id(obj) in seen or depth > 12:
-            return
-        seen.add(id(obj))
-        if isinstance(obj, (list, tuple)):
-            for item in obj:
-                walk(item, depth + 1)
-        elif isinstance(obj, dict):
-            for item in obj.values():
-                walk(item, depth + 1)
-        elif isinstance(obj, BaseEstimator) or hasattr(obj, "estimator"):
-            if isinstance(obj, BaseEstimator):
-                found.append(obj)
-            for value in vars(obj).values():
-                walk(value, depth + 1)
-
-    walk(model)
-    return found
 
 
 def kind_of(metadata: dict) -> str:

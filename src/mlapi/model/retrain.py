@@ -32,7 +32,7 @@ from ..redis_store import Registry
 from . import artifact, encoder, pipeline
 from . import golden as golden_sets
 from .predictor import Predictor
-from .training import Dataset, _embedding_info, _steps, dataset
+from .training import Dataset, dataset, embedding_info, steps
 
 
 class RetrainError(RuntimeError):
@@ -106,7 +106,7 @@ def retrain(settings, corpus_path: str | Path | None = None, limit: int | None =
     db = FeedbackDB(settings.feedback_db_url)
     try:
         db.migrate()
-        with _steps(console) as step, encoder.parallel(os.cpu_count() or 1):
+        with steps(console) as step, encoder.parallel(os.cpu_count() or 1):
             with step("Loading the champion from the registry"):
                 champion = _champion(registry)
             with step("Reading accepted corrections"):
@@ -200,7 +200,7 @@ def _store(registry: Registry, model, data: Dataset, kind: str, metrics: dict, s
         path = Path(tmp) / "candidate.skops"
         meta = artifact.save(model, path, {
             "origin": "retrain", "kind": kind, "languages": data.languages, "metrics": metrics,
-            "translation": data.translation, "embedding": _embedding_info(kind),
+            "translation": data.translation, "embedding": embedding_info(kind),
             "evaluation": scores, "corpus": data.corpus.summary(), "feedback": report["feedback"],
             "train_rows": train_rows,
             "parent": report["champion"], "sklearn_version": sklearn.__version__,

@@ -12,7 +12,8 @@ import sklearn
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from . import artifact, encoder, golden, pipeline, translate
+from ..config import Settings
+from . import artifact, embedding, encoder, golden, pipeline, translate
 from . import corpus as corpora
 from . import spanish as shipped_spanish
 from .predictor import Predictor
@@ -94,8 +95,6 @@ def dataset(corpus_path: str | Path | None = None, limit: int | None = None,
 
 def default_cache_dir() -> Path:
     """MLAPI_CACHE_DIR, else ~/.cache/mlapi (for callers that were given no settings)."""
-    from ..config import Settings
-
     return Settings.from_env().resolved_cache_dir
 
 
@@ -105,7 +104,7 @@ def _no_step(description: str):
 
 
 @contextmanager
-def _steps(console: Console):
+def steps(console: Console):
     """A spinner per step with elapsed time; fitting gives no finer progress than that."""
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
@@ -127,7 +126,7 @@ def train(output: Path, corpus_path: str | Path | None = None, console: Console 
     """
     console = console or Console(stderr=True)
     started = time.monotonic()
-    with _steps(console) as step:
+    with steps(console) as step:
         data = dataset(corpus_path, limit, cache_dir, spanish=spanish, step=step)
         if "skipped" in data.translation:
             console.print(f"[yellow]No Spanish rows: {data.translation['skipped']}. The model "
@@ -150,7 +149,7 @@ def train(output: Path, corpus_path: str | Path | None = None, console: Console 
                 "metrics": {**by_language["en"], "by_language": by_language},
                 "corpus": data.corpus.summary(),
                 "translation": data.translation,
-                "embedding": _embedding_info(kind),
+                "embedding": embedding_info(kind),
                 "train_rows": len(data.train_texts),
                 "sklearn_version": sklearn.__version__,
                 "train_seconds": round(time.monotonic() - started, 1),
@@ -158,15 +157,14 @@ def train(output: Path, corpus_path: str | Path | None = None, console: Console 
     return meta
 
 
-def _embedding_info(kind: str) -> dict | None:
+def embedding_info(kind: str) -> dict | None:
     if kind == "encoder":
         return {"package": encoder.PACKAGE, "version": encoder.installed_version(),
                 "model": encoder.MODEL}
     if kind != "multilingual":
         return None
-    from .embedding import PACKAGE, installed_version
-
-    return {"package": PACKAGE, "version": installed_version(), "model": "USE multilingual v3"}
+    return {"package": embedding.PACKAGE, "version": embedding.installed_version(),
+            "model": "USE multilingual v3"}
 
 
 def evaluate(model_path: Path, corpus_path: str | Path | None = None,
