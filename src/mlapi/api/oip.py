@@ -57,8 +57,8 @@ def ready():
 @bp.get("/models/<name>")
 @bp.get("/models/<name>/versions/<version>")
 def model_metadata(name: str, version: str | None = None):
-    meta, served = _model(name, version)
-    versions = [meta["version"]] if version else served
+    meta = _model(name, version)
+    versions = [meta["version"]] if version else _served()
     return {"name": OIP_MODEL_NAME, "versions": versions,
             "platform": PLATFORMS.get(meta.get("kind", ""), "mlapi"),
             "inputs": [{"name": OIP_INPUT, "datatype": "BYTES", "shape": [-1]}],
@@ -71,8 +71,8 @@ def model_metadata(name: str, version: str | None = None):
 @bp.get("/models/<name>/ready")
 @bp.get("/models/<name>/versions/<version>/ready")
 def model_ready(name: str, version: str | None = None):
-    meta, served = _model(name, version)
-    if meta["version"] not in served:
+    meta = _model(name, version)
+    if meta["version"] not in _served():
         raise Problem(503, "Service Unavailable",
                       f"no live worker serves version {meta['version']} yet",
                       {"Retry-After": "5"})
@@ -89,8 +89,13 @@ def infer(name: str, version: str | None = None):
     return _response(body, predictions)
 
 
-def _model(name: str, version: str | None) -> tuple[dict, list[str]]:
-    """(the metadata of the version asked for, or the champion's; versions live workers serve).
+def _served() -> list[str]:
+    """The versions live workers serve (their heartbeats: one Redis read of them all)."""
+    return sorted({w.get("model_version") for w in resources.store().workers()} - {None})
+
+
+def _model(name: str, version: str | None) -> dict:
+    """The metadata of the version asked for, or the champion's.
 
     A version that is neither the champion nor served by a live worker is a 404: workers serve
     what they have loaded, so a job cannot be routed to a version no worker holds.
@@ -103,13 +108,13 @@ def _model(name: str, version: str | None) -> tuple[dict, list[str]]:
     if champion is None:
         raise Problem(503, "Service Unavailable", "no model is registered yet; start a worker",
                       {"Retry-After": "5"})
-    served = sorted({w.get("model_version") for w in resources.store().workers()} - {None})
     wanted = version or champion
-    meta = registry.meta(wanted) if wanted == champion or wanted in served else None
+    # The heartbeats are read only for a version other than the champion: not on every infer.
+    meta = registry.meta(wanted) if wanted == champion or wanted in _served() else None
     if meta is None:
         raise Problem(404, "Not Found", f"model {name!r} has no version {wanted!r} being "
                                         f"served; the champion is {champion!r}")
-    return meta, served
+    return meta
 
 
 def _read_request() -> tuple[dict, list[str]]:
