@@ -189,18 +189,19 @@ def _bytes_elements(binary: bytes, size: int) -> list[str]:
 
 def _response(body: dict, predictions: list[dict]):
     n = len(predictions)
-    tensors = {
-        "label": ("BYTES", [n], [p["label"] for p in predictions]),
-        "probabilities": ("FP32", [n, len(LABELS)],
-                          [p["probabilities"][label] for p in predictions for label in LABELS]),
-        "prediction_id": ("BYTES", [n], [p["id"] for p in predictions]),
+    data_of = {  # datatypes and shapes are the metadata's (OIP_OUTPUTS), -1 being the batch
+        "label": [p["label"] for p in predictions],
+        "probabilities": [p["probabilities"][label] for p in predictions for label in LABELS],
+        "prediction_id": [p["id"] for p in predictions],
     }
-    asked = body.get("outputs") or [{"name": name} for name in tensors]
+    asked = body.get("outputs") or [{"name": name} for name in OIP_OUTPUTS]
     binary_default = bool((body.get("parameters") or {}).get("binary_data_output"))
     outputs, chunks = [], []
     for out in asked:
-        datatype, shape, data = tensors[out["name"]]
-        entry = {"name": out["name"], "datatype": datatype, "shape": shape}
+        datatype, shape = OIP_OUTPUTS[out["name"]]
+        data = data_of[out["name"]]
+        entry = {"name": out["name"], "datatype": datatype,
+                 "shape": [n if size == -1 else size for size in shape]}
         if (out.get("parameters") or {}).get("binary_data", binary_default):
             chunk = _to_binary(datatype, data)
             entry["parameters"] = {"binary_data_size": len(chunk)}
