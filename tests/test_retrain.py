@@ -10,7 +10,7 @@ import pytest
 
 from mlapi.api import create_app
 from mlapi.api.resources import close_all
-from mlapi.model.retrain import in_holdout
+from mlapi.feedback.retrain import in_holdout
 from mlapi.redis_store import Registry, Store
 
 from .conftest import (

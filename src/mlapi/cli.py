@@ -31,7 +31,7 @@ FAILURES = (
     ("mlapi.redis_store", "NotInRegistry", 2, ""),
     ("mlapi.feedback.db", "UnknownCorrection", 2, ""),
     ("mlapi.feedback.db", "CorrectionRefused", 2, ""),
-    ("mlapi.model.retrain", "RetrainError", 1, ""),
+    ("mlapi.feedback.retrain", "RetrainError", 1, ""),
     ("mlapi.redis_store", "StoreUnavailable", 1, ""),
     ("sqlalchemy.exc", "SQLAlchemyError", 1, "database error: "),
 )
@@ -147,7 +147,7 @@ def cmd_retrain(settings: Settings, args) -> int:
 def _retrain_once(settings: Settings, args) -> int:
     from rich.console import Console
 
-    from .model.retrain import retrain
+    from .feedback.retrain import retrain
 
     report = retrain(settings, corpus_path=args.corpus, limit=args.limit)
     if args.json:

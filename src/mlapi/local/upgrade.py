@@ -16,8 +16,11 @@ import sys
 import time
 from pathlib import Path
 
+from ..model.gate import Score, gate
+
 MULTILINGUAL = "multilingual.skops"
-# The multilingual model may trade this much English macro-F1 for Spanish before it is refused.
+# The multilingual model may trade this much English macro-F1 for Spanish before the gate
+# (model/gate.py, the one `mlapi retrain` uses) refuses it; English is the one set both kinds know.
 MARGIN = 0.01
 
 
@@ -72,7 +75,8 @@ class Upgrade:
                 return (f"[yellow]Trained the multilingual model {meta['version']} in "
                         f"{minutes:.1f} min but kept the champion, the {chosen} model promoted "
                         f"meanwhile: {scores}; `mlapi models promote {meta['version']}` serves it")
-            if en < old_en - MARGIN:
+            decision = gate({"English held-out": Score("macro_f1", old_en, en)}, MARGIN)
+            if not decision.promote:
                 return (f"[yellow]Trained the multilingual model {meta['version']} in "
                         f"{minutes:.1f} min but kept the champion: {scores}")
             registry.promote(meta["version"])

@@ -1,12 +1,15 @@
 """`mlapi retrain`: base corpus + accepted corrections -> candidate -> the gate -> maybe champion.
 
-The gate scores the candidate and the champion on the same three sets and promotes only if
-the candidate is not worse than the champion by more than ``MLAPI_RETRAIN_MARGIN`` on any:
+This is the orchestration, beside the feedback service whose database it reads: the model
+package fits the candidate (``pipeline.fit``) and decides (``gate.gate``, pure) but knows
+nothing of corrections, runs or the registry. A run scores the candidate and the champion on
+the same three sets, and the gate promotes only if the candidate is not worse than the
+champion by more than ``MLAPI_RETRAIN_MARGIN`` on any:
 
 * ``base``: the corpus's fixed held-out split (macro-F1): do not forget the general case;
 * ``feedback``: the share of corrections kept out of training (accuracy), chosen by a hash
   of the text so the same correction always lands on the same side;
-* ``golden``: a fixed, hand-written set (``golden/golden.csv``, accuracy) that feedback never
+* ``golden``: a fixed, hand-written set (``model/golden/golden.csv``, accuracy) that feedback never
   touches: corrections with a golden text are left out. Poisoned corrections show up here.
 
 Every run is stored (the ``retrain_runs`` table, and the candidate's metadata in the registry)
@@ -26,13 +29,14 @@ from pathlib import Path
 import sklearn
 from rich.console import Console
 
-from ..feedback import policy
-from ..feedback.db import FeedbackDB
+from ..model import artifact, encoder, pipeline
+from ..model import golden as golden_sets
+from ..model.gate import Score, gate
+from ..model.predictor import Predictor
+from ..model.training import Dataset, dataset, embedding_info, steps
 from ..redis_store import Registry
-from . import artifact, encoder, pipeline
-from . import golden as golden_sets
-from .predictor import Predictor
-from .training import Dataset, dataset, embedding_info, steps
+from . import policy
+from .db import FeedbackDB
 
 
 class RetrainError(RuntimeError):
@@ -137,34 +141,25 @@ def retrain(settings, corpus_path: str | Path | None = None, limit: int | None =
                 candidate = pipeline.fit(texts, labels, sample_weight=weights, kind=kind)
             with step("Scoring candidate and champion on base, feedback and golden sets"):
                 base_metrics = pipeline.score(candidate, list(x_test), list(y_test))
-                scores = {"base": {"metric": "macro_f1", "rows": len(x_test),
-                                   "champion": pipeline.score(champion.model, list(x_test),
-                                                              list(y_test))["macro_f1"],
-                                   "candidate": base_metrics["macro_f1"]}}
+                scores = {"base": Score("macro_f1", pipeline.score(champion.model, list(x_test),
+                                                                   list(y_test))["macro_f1"],
+                                        base_metrics["macro_f1"], len(x_test))}
                 golden_rows = list(zip(golden.texts, golden.labels, strict=True))
                 for name, rows in (("feedback", held_fb), ("golden", golden_rows)):
                     if rows:
                         xs, ys = [t for t, _ in rows], [y for _, y in rows]
-                        scores[name] = {"metric": "accuracy", "rows": len(rows),
-                                        "champion": accuracy(champion.model, xs, ys),
-                                        "candidate": accuracy(candidate, xs, ys)}
-            worse = [f"{name} {s['metric']} {s['candidate']:.4f} < champion {s['champion']:.4f} "
-                     f"- margin {settings.retrain_margin:g}"
-                     for name, s in scores.items()
-                     if s["candidate"] < s["champion"] - settings.retrain_margin]
-            report["scores"] = scores
+                        scores[name] = Score("accuracy", accuracy(champion.model, xs, ys),
+                                             accuracy(candidate, xs, ys), len(rows))
+            decision = gate(scores, settings.retrain_margin)
+            report["scores"] = {name: s.as_dict() for name, s in scores.items()}
             with step("Storing the candidate in the registry"):
-                meta = _store(registry, candidate, data, kind, base_metrics, scores, report,
-                              len(texts), time.monotonic() - clock)
+                meta = _store(registry, candidate, data, kind, base_metrics, report["scores"],
+                              report, len(texts), time.monotonic() - clock)
             report["candidate"] = meta["version"]
-            if worse:
-                return _finish(db, report, "refused", "worse than the champion: " + "; ".join(worse),
-                               registry)
+            if not decision.promote:
+                return _finish(db, report, "refused", decision.reason, registry)
             registry.promote(meta["version"])
-            better = [n for n, s in scores.items() if s["candidate"] > s["champion"]]
-            reason = ("not worse than the champion beyond the margin on any set"
-                      + (f"; better on {', '.join(better)}" if better else ""))
-            return _finish(db, report, "promoted", reason, registry)
+            return _finish(db, report, "promoted", decision.reason, registry)
     finally:
         db.close()
         registry.close()
