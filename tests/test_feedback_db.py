@@ -38,9 +38,59 @@ def store(db, *messages, cap=100):
 
 
 def test_migrations_reach_head_and_rerun_harmlessly(db):
-    assert db.revision() == "0002"
+    assert db.revision() == "0003"
     db.migrate()
-    assert db.revision() == "0002"
+    assert db.revision() == "0003"
+
+
+def alembic(db, verb: str, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from mlapi.feedback.db import MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        getattr(command, verb)(cfg, revision)
+
+
+def test_0003_moves_confirmations_out_of_the_reason_and_back(db_url):
+    from sqlalchemy import text
+
+    db = FeedbackDB(db_url)
+    try:
+        alembic(db, "upgrade", "0002")
+        insert = text("INSERT INTO corrections (feedback_id, text, text_sha256, label, status, "
+                      "reason, client, source, received_at, stored_at) VALUES (:fid, 't', 'h', "
+                      "'positive', :status, :reason, 'alice', 'api', :at, :at)")
+        with db.engine.begin() as conn:
+            for fid, status, reason in (("a", "accepted", "confirmed by bob"),
+                                        ("b", "accepted", "confirmed by another client"),
+                                        ("c", "accepted", None),
+                                        ("d", "held", "contradicts a 0.95-confident prediction")):
+                conn.execute(insert, {"fid": fid, "status": status, "reason": reason,
+                                      "at": "2026-12-01 00:00:00+00:00"})
+        db.migrate()
+        assert db.revision() == "0003"
+        confirmed = {r.feedback_id: r.confirmed_by for r in db.corrections(("accepted", "held"))}
+        assert confirmed == {"a": "bob", "b": "another client", "c": None, "d": None}
+        # The database itself now refuses a status outside the set (another writer, a typo).
+        with pytest.raises(Exception, match="(?i)check"), db.engine.begin() as conn:
+            conn.execute(insert, {"fid": "e", "status": "acepted", "reason": None,
+                                  "at": "2026-12-01 00:00:00+00:00"})
+        alembic(db, "downgrade", "0002")
+        with db.engine.connect() as conn:
+            columns = conn.execute(text("SELECT * FROM corrections")).keys()
+        assert "confirmed_by" not in columns and "reason" in columns
+    finally:
+        db.close()
+
+
+def test_an_unknown_status_never_reaches_the_database(db):
+    with pytest.raises(ValueError, match="'acepted' is not a valid Status"):
+        db.corrections(("acepted",))
 
 
 def test_a_redelivered_batch_is_counted_once(db):
@@ -69,15 +119,18 @@ def test_held_until_a_second_client_confirms(db):
     assert held.status == "held"
     (confirming,) = store(db, msg("I love it", label="negative", client="bob", predicted="positive"))
     assert confirming.status == "accepted"
-    assert {r.client for r in db.corrections(("accepted",))} == {"alice", "bob"}
+    accepted = {r.client: r.confirmed_by for r in db.corrections(("accepted",))}
+    assert accepted == {"alice": "bob", "bob": "alice"}  # each confirmed by the other
 
 
 def test_operators_confirm_held_and_label_flagged(db):
     held, flagged = store(db, msg("x", label="negative", predicted="positive"), msg("y", label=None))
     with pytest.raises(ValueError, match="without a label"):
         db.resolve(flagged.id)
-    assert db.resolve(flagged.id, "neutral").label == "neutral"
-    assert db.resolve(held.id).status == "accepted"
+    labelled = db.resolve(flagged.id, "neutral")
+    assert (labelled.label, labelled.confirmed_by) == ("neutral", "operator")
+    assert db.resolve(held.id, by="carol").status == "accepted"
+    assert db.get(held.id).confirmed_by == "carol"
     with pytest.raises(ValueError, match="only held or flagged"):
         db.resolve(held.id)
     with pytest.raises(LookupError):
@@ -105,3 +158,6 @@ def test_export_is_a_training_corpus(db, db_url, tmp_path):
     assert load_csv(out).labels.count("positive") == 1  # `mlapi train --corpus` reads it
     listed = run_cli("feedback", "list", "--status", "flagged", env=env)
     assert "flag me" in listed.stdout
+    refused = run_cli("feedback", "list", "--status", "flagged,acepted", env=env)
+    assert refused.returncode == 2
+    assert "'flagged,acepted': statuses are accepted, held, flagged, duplicate, rejected" in refused.stderr

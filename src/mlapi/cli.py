@@ -37,6 +37,17 @@ FAILURES = (
 )
 
 
+def statuses(value: str) -> tuple:
+    """``--status accepted,held`` as the feedback database's statuses; any other word is refused."""
+    from .feedback.policy import Status
+
+    try:
+        return tuple(Status(word.strip()) for word in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: statuses are {', '.join(s.value for s in Status)}") from None
+
+
 def failure(exc: BaseException) -> tuple[int, str] | None:
     """(exit code, message prefix) for an exception a command may fail with; None: a bug."""
     for module, name, code, prefix in FAILURES:
@@ -271,7 +282,7 @@ def cmd_feedback(settings: Settings, args) -> int:
         elif args.action == "export":
             return _export(db, args)
         elif args.action == "list":
-            for row in db.corrections(tuple(args.status.split(","))):
+            for row in db.corrections(args.status):
                 print(f"{row.id}\t{row.status}\t{row.label or '-'}\t{row.client}\t"
                       f"{row.text[:60]!r}\t{row.reason or ''}")
         elif args.action == "confirm":
@@ -283,13 +294,14 @@ def cmd_feedback(settings: Settings, args) -> int:
 
 
 EXPORT_COLUMNS = ("text", "label", "status", "client", "source", "predicted_label",
-                  "predicted_confidence", "model_version", "received_at", "feedback_id", "reason")
+                  "predicted_confidence", "model_version", "received_at", "feedback_id", "reason",
+                  "confirmed_by")
 
 
 def _export(db, args) -> int:
     import csv
 
-    rows = db.corrections(tuple(args.status.split(",")))
+    rows = db.corrections(args.status)
     out = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
     try:
         writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
@@ -299,7 +311,7 @@ def _export(db, args) -> int:
     finally:
         if out is not sys.stdout:
             out.close()
-    print(f"exported {len(rows)} corrections ({args.status})", file=sys.stderr)
+    print(f"exported {len(rows)} corrections ({','.join(args.status)})", file=sys.stderr)
     return 0
 
 
@@ -360,10 +372,11 @@ def parser() -> argparse.ArgumentParser:
     fsub.add_parser("stats", help="counts by verdict and label, from the database")
     fe = fsub.add_parser("export", help="corrections as CSV, ready for `mlapi train --corpus`")
     fe.add_argument("--output", "-o", help="file to write (default: standard output)")
-    fe.add_argument("--status", default="accepted",
+    fe.add_argument("--status", default="accepted", type=statuses,
                     help="comma-separated verdicts to export (default accepted; held, flagged, ...)")
     fl = fsub.add_parser("list", help="corrections with their id, verdict and reason")
-    fl.add_argument("--status", default="held,flagged", help="comma-separated verdicts")
+    fl.add_argument("--status", default="held,flagged", type=statuses,
+                    help="comma-separated verdicts (accepted, held, flagged, duplicate, rejected)")
     fc = fsub.add_parser("confirm", help="accept a held correction, or label a flagged report")
     fc.add_argument("id", type=int)
     fc.add_argument("--label", choices=["negative", "neutral", "positive"])

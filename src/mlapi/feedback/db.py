@@ -15,11 +15,24 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import JSON, BigInteger, DateTime, Float, Integer, String, Text, create_engine, func, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Enum,
+    Float,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    func,
+    select,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from ..contracts import FeedbackMessage
 from . import policy
+from .policy import Status
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -46,8 +59,15 @@ class Correction(Base):
     text: Mapped[str] = mapped_column(Text)
     text_sha256: Mapped[str] = mapped_column(String(64), index=True)
     label: Mapped[str | None] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), index=True)
-    reason: Mapped[str | None] = mapped_column(String(200))
+    # The enum's values in a VARCHAR (no database enum type, so a new status needs no ALTER TYPE);
+    # SQLAlchemy refuses any other string before it reaches the database.
+    status: Mapped[Status] = mapped_column(
+        Enum(Status, native_enum=False, length=16, validate_strings=True,
+             values_callable=lambda members: [m.value for m in members]), index=True)
+    reason: Mapped[str | None] = mapped_column(String(200))  # for people; code reads the columns
+    # Who made a held correction count: another client sending the same label, or an operator
+    # (`mlapi feedback confirm`). Such rows are not judged again by the champion at retraining.
+    confirmed_by: Mapped[str | None] = mapped_column(String(200))
     client: Mapped[str] = mapped_column(String(200), index=True)
     source: Mapped[str] = mapped_column(String(32))
     prediction_id: Mapped[str | None] = mapped_column(String(64))
@@ -139,7 +159,7 @@ class FeedbackDB:
                     continue  # delivered again after a crash: already stored and counted
                 known.add(fid)
                 if message is None:
-                    row = Correction(feedback_id=fid, text="", text_sha256="", status="rejected",
+                    row = Correction(feedback_id=fid, text="", text_sha256="", status=Status.REJECTED,
                                      reason=f"malformed: {error}"[:200], client="unknown",
                                      source="unknown", received_at=now, stored_at=now,
                                      kafka_partition=partition, kafka_offset=offset)
@@ -160,20 +180,23 @@ class FeedbackDB:
             Correction.stored_at >= day_start))
         agreeing = select(Correction).where(
             Correction.text_sha256 == digest, Correction.label == message.label,
-            Correction.client != message.client, Correction.status.in_(("accepted", "held")))
+            Correction.client != message.client, Correction.status.in_((Status.ACCEPTED, Status.HELD)))
         others = list(s.scalars(agreeing)) if message.label else []
         verdict = policy.decide(message, seen=seen, used_today=used, cap=cap,
                                 others_agree=bool(others), hold_confidence=hold_confidence)
-        if verdict.status == "accepted" and others:
+        if verdict.status == Status.ACCEPTED and others:
             for other in others:
-                if other.status == "held":
-                    other.status, other.reason = "accepted", f"confirmed by {message.client}"
+                if other.status == Status.HELD:
+                    other.status, other.reason = Status.ACCEPTED, f"confirmed by {message.client}"
+                    other.confirmed_by = message.client[:200]
         pred = message.prediction or {}
         return Correction(
             feedback_id=message.feedback_id,
             dedupe_key=dedupe if verdict.status in policy.COUNTED else None,
             text=message.text, text_sha256=digest, label=message.label, status=verdict.status,
             reason=verdict.reason or None, client=message.client[:200], source=message.source[:32],
+            confirmed_by=(", ".join(sorted({o.client for o in others}))[:200]
+                          if verdict.confirmed else None),
             prediction_id=pred.get("id"), predicted_label=pred.get("label"),
             predicted_confidence=policy.confidence(message), model_version=pred.get("model_version"),
             received_at=_utc(message.received) if message.received else now, stored_at=now)
@@ -183,13 +206,12 @@ class FeedbackDB:
             by_status = dict(s.execute(select(Correction.status, func.count())
                                        .group_by(Correction.status)).all())
             by_label = dict(s.execute(select(Correction.label, func.count())
-                                      .where(Correction.status == "accepted")
+                                      .where(Correction.status == Status.ACCEPTED)
                                       .group_by(Correction.label)).all())
             clients = s.scalar(select(func.count(func.distinct(Correction.client)))
                                .where(Correction.status.in_(policy.COUNTED)))
             last = s.scalar(select(func.max(Correction.received_at)))
-        counts = {status: int(by_status.get(status, 0))
-                  for status in ("accepted", "held", "flagged", "rejected", "duplicate")}
+        counts = {status.value: int(by_status.get(status, 0)) for status in Status}
         return {"received": sum(by_status.values()), **counts,
                 "by_label": {label: int(by_label.get(label, 0)) for label in
                              ("negative", "neutral", "positive")},
@@ -197,7 +219,8 @@ class FeedbackDB:
                 "updated": datetime.now(UTC).isoformat(timespec="seconds")}
 
     # --- operators and retraining ----------------------------------------------------------------
-    def corrections(self, statuses: tuple[str, ...] = ("accepted",)) -> list[Correction]:
+    def corrections(self, statuses: tuple[Status, ...] = (Status.ACCEPTED,)) -> list[Correction]:
+        statuses = tuple(Status(status) for status in statuses)  # ValueError names a wrong one
         with self.session() as s:
             return list(s.scalars(select(Correction).where(Correction.status.in_(statuses))
                                   .order_by(Correction.id)))
@@ -212,30 +235,30 @@ class FeedbackDB:
             row = s.get(Correction, row_id)
             if row is None:
                 raise UnknownCorrection(f"no correction {row_id}")
-            if row.status == "flagged":
+            if row.status == Status.FLAGGED:
                 if label is None:
                     raise CorrectionRefused(f"correction {row_id} is a report without a label: "
                                             "give --label")
                 row.label = label
-            elif row.status != "held":
+            elif row.status != Status.HELD:
                 raise CorrectionRefused(f"correction {row_id} is {row.status}; only held or "
                                         "flagged ones can be confirmed")
             elif label is not None and label != row.label:
                 row.label = label
-            row.status, row.reason = "accepted", f"confirmed by {by}"
+            row.status, row.reason, row.confirmed_by = Status.ACCEPTED, f"confirmed by {by}", by[:200]
             return row
 
     def hold(self, row_ids: list[int], reason: str) -> None:
         with self.session.begin() as s:
             for row in s.scalars(select(Correction).where(Correction.id.in_(row_ids))):
-                row.status, row.reason = "held", reason[:200]
+                row.status, row.reason = Status.HELD, reason[:200]
 
     def agreeing_clients(self) -> Counter:
         """(text sha256, label) -> number of distinct clients whose correction is counted."""
         with self.session() as s:
             rows = s.execute(select(Correction.text_sha256, Correction.label,
                                     func.count(func.distinct(Correction.client)))
-                             .where(Correction.status.in_(("accepted", "held")))
+                             .where(Correction.status.in_((Status.ACCEPTED, Status.HELD)))
                              .group_by(Correction.text_sha256, Correction.label)).all()
         return Counter({(digest, label): n for digest, label, n in rows})
 

@@ -13,16 +13,29 @@ a lone attacker cannot confirm their own corrections (one client, one vote; per-
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from ..contracts import FeedbackMessage
 
-COUNTED = ("accepted", "held", "flagged")  # statuses that use a client's daily cap
+
+class Status(StrEnum):
+    """A correction's state, stored as its value (a string equal to the member)."""
+
+    ACCEPTED = "accepted"  # trained on
+    HELD = "held"          # kept and counted, not trained on until confirmed
+    FLAGGED = "flagged"    # "this was wrong" without the right label: for an operator
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"  # malformed, or over the client's cap
+
+
+COUNTED = (Status.ACCEPTED, Status.HELD, Status.FLAGGED)  # statuses that use a client's daily cap
 
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str  # accepted | held | flagged | duplicate | rejected
+    status: Status
     reason: str = ""
+    confirmed: bool = False  # accepted because other clients had sent the same label
 
 
 def confidence(message: FeedbackMessage) -> float | None:
@@ -45,16 +58,17 @@ def contradicts_confident(predicted: str | None, conf: float | None, label: str 
 def decide(message: FeedbackMessage, *, seen: bool, used_today: int, cap: int,
            others_agree: bool, hold_confidence: float) -> Verdict:
     if seen:
-        return Verdict("duplicate", "this client already sent this correction")
+        return Verdict(Status.DUPLICATE, "this client already sent this correction")
     if used_today >= cap:
-        return Verdict("rejected", f"client cap: {cap} corrections per day (MLAPI_FEEDBACK_CLIENT_CAP)")
+        return Verdict(Status.REJECTED,
+                       f"client cap: {cap} corrections per day (MLAPI_FEEDBACK_CLIENT_CAP)")
     if message.label is None:
-        return Verdict("flagged", "reported wrong without the right label")
+        return Verdict(Status.FLAGGED, "reported wrong without the right label")
     pred = message.prediction or {}
     conf = confidence(message)
     if contradicts_confident(pred.get("label"), conf, message.label, hold_confidence):
         if others_agree:
-            return Verdict("accepted", "confirmed by another client")
-        return Verdict("held", f"contradicts a {conf:.2f}-confident prediction; held until "
-                               "another client or an operator confirms it")
-    return Verdict("accepted")
+            return Verdict(Status.ACCEPTED, "confirmed by another client", confirmed=True)
+        return Verdict(Status.HELD, f"contradicts a {conf:.2f}-confident prediction; held until "
+                                    "another client or an operator confirms it")
+    return Verdict(Status.ACCEPTED)

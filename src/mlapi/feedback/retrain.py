@@ -71,7 +71,7 @@ def usable_feedback(db: FeedbackDB, champion: Predictor, golden: set[str],
     agree = db.agreeing_clients()
     # Confirmed rows (by a second client or an operator) are not judged again.
     unjudged = [r for r in rows if r.predicted_label is None and r.label and r.text not in golden
-                and not (r.reason or "").startswith("confirmed by")]
+                and r.confirmed_by is None]
     if unjudged and hold_confidence < 1:
         probabilities = champion.predict_proba([r.text for r in unjudged])
         hold = []

@@ -24,6 +24,7 @@ from ..consumer_loop import ConsumerLoop
 from ..contracts import FeedbackMessage
 from ..redis_store import StoreUnavailable
 from .db import FeedbackDB
+from .policy import Status
 
 log = logging.getLogger("mlapi.feedback")
 
@@ -109,8 +110,8 @@ class FeedbackService(ConsumerLoop):
         self._stats_at = now
         try:
             stats = self.db.stats()
-            for status in ("accepted", "held", "flagged", "rejected", "duplicate"):
-                STORED.labels(status).set(stats[status])
+            for status in Status:
+                STORED.labels(status.value).set(stats[status.value])
             self.store.put_feedback_stats(stats)
         except (SQLAlchemyError, StoreUnavailable) as exc:
             log.warning("cannot publish feedback counts: %s", exc)
