@@ -4,6 +4,7 @@ import pytest
 
 from mlapi.contracts import (
     LABELS,
+    JobResult,
     PredictJob,
     ValidationFailed,
     prediction,
@@ -81,3 +82,30 @@ def test_single_job_id_is_the_prediction_id():
 def test_malformed_jobs_are_rejected(raw):
     with pytest.raises(ValueError):
         PredictJob.from_bytes(raw)
+
+
+def _job() -> PredictJob:
+    return PredictJob(items=[{"id": "p1", "text": "a"}, {"id": "p2", "text": "b"}], deadline=20.0,
+                      job_id="j1", enqueued=10.0, batch=True, owner="key")
+
+
+@pytest.mark.parametrize(("make", "stored"), [
+    (lambda job: JobResult.done(job, [{"positive": 1.0}, {"negative": 0.7, "neutral": 0.3}], "v9",
+                                "w1", picked=10.25),
+     {"v": 1, "job": "j1", "status": "done", "owner": "key", "model_version": "v9", "batch": True,
+      "queued_s": 0.25, "worker": "w1", "predictions": [
+          prediction("p1", {"positive": 1.0}, "v9"),
+          prediction("p2", {"negative": 0.7, "neutral": 0.3}, "v9")]}),
+    (lambda job: JobResult.expired(job, now=21.5),
+     {"v": 1, "job": "j1", "status": "expired", "owner": "key", "queued_s": 11.5}),
+    (lambda job: JobResult.error(job, "RuntimeError"),
+     {"v": 1, "job": "j1", "status": "error", "owner": "key", "detail": "RuntimeError"}),
+], ids=["done", "expired", "error"])
+def test_job_result_stored_form(make, stored):
+    # What the worker writes to Redis and the API reads back: the same keys as schema v1 had.
+    assert make(_job()).to_dict() == stored
+
+
+def test_job_result_done_never_reports_negative_queueing():
+    # A worker's clock a little behind the API's must not make queued_s negative.
+    assert JobResult.done(_job(), [{}, {}], "v", "w", picked=9.0).queued_s == 0.0

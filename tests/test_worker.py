@@ -33,13 +33,13 @@ class FakePredictor:
 class FakeStore:
     def __init__(self, failures: int = 0):
         self.failures = failures
-        self.stored: list[dict] = []
+        self.stored: list[dict] = []  # the stored form, JobResult.to_dict()
 
     def put_results(self, results, texts=None):
         if self.failures:
             self.failures -= 1
             raise StoreUnavailable("down")
-        self.stored += results
+        self.stored += [result.to_dict() for result in results]
 
 
 def record(job: PredictJob | bytes, offset: int = 0):

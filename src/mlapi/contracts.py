@@ -174,6 +174,53 @@ class PredictJob:
             raise ValueError(f"not a predict job: {exc}") from None
 
 
+@dataclass(frozen=True)
+class JobResult:
+    """A worker's answer to one PredictJob, stored in Redis for the API to read back.
+
+    ``status`` is ``done`` (``predictions`` in the job's order), ``expired`` (the deadline passed
+    before a worker picked the job up) or ``error`` (the model failed on it: ``detail`` names the
+    exception type). ``to_dict`` is the stored form, one JSON object per job.
+    """
+
+    job_id: str
+    status: str
+    owner: str = ""
+    queued_s: float | None = None
+    model_version: str = ""
+    batch: bool = False
+    worker: str = ""
+    predictions: list[dict] = field(default_factory=list)
+    detail: str = ""
+    v: int = SCHEMA_VERSION
+
+    @classmethod
+    def done(cls, job: PredictJob, probabilities: list[dict], model_version: str, worker: str,
+             picked: float) -> JobResult:
+        return cls(job.job_id, "done", job.owner, round(max(0.0, picked - job.enqueued), 4),
+                   model_version, job.batch, worker,
+                   [prediction(item["id"], p, model_version)
+                    for item, p in zip(job.items, probabilities, strict=True)])
+
+    @classmethod
+    def expired(cls, job: PredictJob, now: float) -> JobResult:
+        return cls(job.job_id, "expired", job.owner, round(now - job.enqueued, 4))
+
+    @classmethod
+    def error(cls, job: PredictJob, detail: str) -> JobResult:
+        return cls(job.job_id, "error", job.owner, detail=detail)
+
+    def to_dict(self) -> dict:
+        base = {"v": self.v, "job": self.job_id, "status": self.status, "owner": self.owner}
+        if self.status == "done":
+            return {**base, "model_version": self.model_version, "batch": self.batch,
+                    "queued_s": self.queued_s, "worker": self.worker,
+                    "predictions": self.predictions}
+        if self.status == "expired":
+            return {**base, "queued_s": self.queued_s}
+        return {**base, "detail": self.detail}
+
+
 def prediction(pred_id: str, probabilities: dict[str, float], model_version: str) -> dict:
     """A prediction in the public contract, from class probabilities."""
     probs = {label: round(float(probabilities.get(label, 0.0)), 6) for label in LABELS}

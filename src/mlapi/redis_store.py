@@ -25,6 +25,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .config import Settings
+from .contracts import JobResult
 
 # One immediate retry covers a pooled connection that died with a restarted Redis; more
 # retries would only delay the 503 a client should get when Redis is down.
@@ -163,7 +164,7 @@ class Store:
             return False
 
     # --- the worker side ----------------------------------------------------------------
-    def put_results(self, results: list[dict], texts: dict[str, str] | None = None) -> None:
+    def put_results(self, results: list[JobResult], texts: dict[str, str] | None = None) -> None:
         """Store every result of a batch and wake the waiting requests, in one round trip.
 
         ``texts`` (prediction id -> text) keeps each prediction correctable for
@@ -174,20 +175,20 @@ class Store:
         with _errors():
             pipe = self.redis.pipeline(transaction=False)
             for result in results:
-                for pred in result.get("predictions", ()):
+                for pred in result.predictions:
                     if pred["id"] in texts:
                         record = {"text": texts[pred["id"]], "label": pred["label"],
                                   "probabilities": pred["probabilities"],
-                                  "model_version": pred["model_version"], "owner": result["owner"]}
+                                  "model_version": pred["model_version"], "owner": result.owner}
                         pipe.set(self.key("pred", pred["id"]), json.dumps(record), ex=window)
-                raw = json.dumps(result, separators=(",", ":"))
-                job = result["job"]
+                raw = json.dumps(result.to_dict(), separators=(",", ":"))
+                job = result.job_id
                 pipe.set(self.key("result", job), raw, ex=self.ttl)
                 pipe.rpush(self.key("reply", job), raw)
                 # Nobody may be waiting (async job, or the request gave up): let it expire.
                 pipe.expire(self.key("reply", job), max(1, int(self.settings.predict_timeout) + 5))
                 pipe.delete(self.key("job", job))
-            expired = sum(1 for r in results if r.get("status") == "expired")
+            expired = sum(1 for r in results if r.status == "expired")
             if expired:
                 pipe.incrby(self.key("stats", "expired"), expired)
             pipe.execute()

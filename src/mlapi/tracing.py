@@ -198,7 +198,7 @@ class BatchTrace:
              attributes: dict | None = None) -> None:
         self.steps.append((name, started_ns, time.time_ns(), job_ids, attributes or {}))
 
-    def end(self, results: list[dict], stored: bool) -> None:
+    def end(self, results: list, stored: bool) -> None:  # JobResult objects
         ended = time.time_ns()
         spans = tracer()
         batch = spans.start_span(
@@ -213,7 +213,7 @@ class BatchTrace:
                 spans.start_span(name, context=trace.set_span_in_context(self.jobs[job_id]),
                                  start_time=started, attributes=attributes,
                                  links=back).end(end_time=stopped)
-        status = {result["job"]: result["status"] for result in results}
+        status = {result.job_id: result.status for result in results}
         for job_id, job in self.jobs.items():
             job.set_attribute("mlapi.status", status.get(job_id, "unknown"))
             if not stored:

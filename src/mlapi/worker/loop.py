@@ -22,7 +22,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from .. import kafka_bus, tracing
 from ..config import Settings
 from ..consumer_loop import ConsumerLoop, flatten
-from ..contracts import PredictJob, prediction
+from ..contracts import JobResult, PredictJob
 from ..redis_store import StoreUnavailable
 
 log = logging.getLogger("mlapi.worker")
@@ -146,7 +146,7 @@ class Worker(ConsumerLoop):
         """Predict and store a batch; True once every result is stored (safe to commit)."""
         now = time.time()
         live: list[PredictJob] = []
-        results: list[dict] = []
+        results: list[JobResult] = []
         spans = tracing.BatchTrace(self.settings.predict_topic, self.worker_id) \
             if tracing.active() else None
         for record in records:
@@ -165,8 +165,7 @@ class Worker(ConsumerLoop):
                     "messaging.destination.partition.id": str(record.partition)})
             QUEUE_WAIT.observe(max(0.0, now - job.enqueued))
             if job.deadline < now:
-                results.append({"v": 1, "job": job.job_id, "status": "expired", "owner": job.owner,
-                                "queued_s": round(now - job.enqueued, 4)})
+                results.append(JobResult.expired(job, now))
                 JOBS.labels("expired").inc()
             else:
                 live.append(job)
@@ -185,7 +184,7 @@ class Worker(ConsumerLoop):
             spans.end(results, stored)
         return stored
 
-    def _predict(self, jobs: list[PredictJob], picked: float) -> list[dict]:
+    def _predict(self, jobs: list[PredictJob], picked: float) -> list[JobResult]:
         texts = [item["text"] for job in jobs for item in job.items]
         if not texts:
             return []
@@ -205,26 +204,20 @@ class Worker(ConsumerLoop):
             results.append(self._result(job, probs, picked))
         return results
 
-    def _predict_alone(self, job: PredictJob, picked: float) -> dict:
+    def _predict_alone(self, job: PredictJob, picked: float) -> JobResult:
         try:
             probs = self.predictor.predict_proba([item["text"] for item in job.items])
             return self._result(job, probs, picked)
         except Exception as exc:
             log.exception("job %s failed", job.job_id)
             JOBS.labels("error").inc()
-            return {"v": 1, "job": job.job_id, "status": "error", "owner": job.owner,
-                    "detail": type(exc).__name__}
+            return JobResult.error(job, type(exc).__name__)
 
-    def _result(self, job: PredictJob, probs: list[dict], picked: float) -> dict:
+    def _result(self, job: PredictJob, probs: list[dict], picked: float) -> JobResult:
         JOBS.labels("done").inc()
-        version = self.predictor.version
-        return {"v": 1, "job": job.job_id, "status": "done", "model_version": version,
-                "batch": job.batch, "owner": job.owner,
-                "queued_s": round(max(0.0, picked - job.enqueued), 4), "worker": self.worker_id,
-                "predictions": [prediction(item["id"], p, version)
-                                for item, p in zip(job.items, probs, strict=True)]}
+        return JobResult.done(job, probs, self.predictor.version, self.worker_id, picked)
 
-    def _store(self, results: list[dict], texts: dict[str, str]) -> bool:
+    def _store(self, results: list[JobResult], texts: dict[str, str]) -> bool:
         """Write results, retrying while Redis is down; give up only when asked to stop."""
         if not results:
             return True
