@@ -8,6 +8,7 @@ import pytest
 from mlapi import auth
 from mlapi.api import create_app
 from mlapi.api.resources import close_all
+from mlapi.config import Settings
 
 PROBLEM = "application/problem+json"
 
@@ -137,3 +138,31 @@ def test_an_open_api_says_so_at_start_up(settings, caplog):
         app = create_app(settings)
     assert "AUTHENTICATION IS OFF" in caplog.text
     assert app.test_client().get("/healthz").status_code == 200
+
+
+def _operations():
+    spec = create_app(Settings()) \
+        .extensions["mlapi.openapi"]
+    values = {"job_id": "0" * 32, "name": "sentiment", "version": "v1"}
+    for path, methods in spec["paths"].items():
+        for method, op in methods.items():
+            yield pytest.param(method, path.format(**values), op, id=f"{method.upper()} {path}")
+
+
+@pytest.mark.parametrize("method, path, op", list(_operations()))
+def test_what_is_enforced_is_what_is_published(secured, method, path, op):
+    # /openapi.json and the auth hook read the same @spec.operation: every operation the document
+    # marks secured refuses a missing token and, where it names a scope, a token without it;
+    # every other one answers without a token, but for the pages' forms, which answer 401 with
+    # the page where they document it.
+    client, tokens, _ = secured
+    call = getattr(client, method)
+    if "security" in op:
+        assert call(path).status_code == 401
+        if "403" in op["responses"]:
+            scope = op["responses"]["403"]["description"].split("'")[1]
+            other = "fb" if scope == "predict" else "alice"
+            refused = call(path, headers=bearer(tokens[other]))
+            assert refused.status_code == 403, refused.get_data(as_text=True)
+    else:
+        assert (call(path).status_code == 401) == ("401" in op["responses"])

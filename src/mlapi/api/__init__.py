@@ -29,8 +29,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     resources.init_app(app)
     metrics.init_app(app)
     auth.init_app(app, settings)
-    for blueprint in (predict.bp, feedback.bp, health.bp, openapi.bp, compat.bp, oip.bp):
-        app.register_blueprint(blueprint)
+    schemas = dict(problems.SCHEMAS)
+    for module in (predict, feedback, health, openapi, compat, oip):
+        app.register_blueprint(module.bp)
+        schemas.update(getattr(module, "SCHEMAS", {}))
+    # After every route is registered (metrics registered its own in init_app above).
+    openapi.init_app(app, schemas)
 
     @app.before_request
     def _request_id():

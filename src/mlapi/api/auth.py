@@ -1,9 +1,11 @@
 """Bearer-token authentication and scopes for the API (on when MLAPI_API_KEYS_FILE is set).
 
-``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.json``, ``GET /`` and ``GET /feedback``,
-and the Open Inference Protocol's ``/v2`` and ``/v2/health/*``, stay open for probes,
-Prometheus and people; every ``/v1/*`` path, ``/v2/models/*`` and the course's ``/predict``
-need a token, and the page's forms need one in their ``token`` field.
+Who may call a route is declared on the route itself (``@spec.operation(access=..., scope=...)``),
+the same declaration /openapi.json is written from: ``/healthz``, ``/readyz``, ``/metrics``,
+``/openapi.json``, ``GET /`` and ``GET /feedback``, and the Open Inference Protocol's ``/v2``
+and ``/v2/health/*``, are open for probes, Prometheus and people; every ``/v1/*`` path,
+``/v2/models/*`` and the course's ``/predict`` need a token, and the page's forms need one in
+their ``token`` field.
 """
 
 from __future__ import annotations
@@ -13,19 +15,10 @@ import logging
 from flask import Flask, current_app, g, request
 
 from ..auth import KeyRing, KeysFileError
+from . import spec
 from .problems import Problem
 
 log = logging.getLogger("mlapi.api")
-OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json",
-              "/v2", "/v2/health/live", "/v2/health/ready"}
-# The scope each protected route needs; None: any valid token.
-SCOPE_OF = {"/v1/predict": "predict", "/v1/jobs/<job_id>": "predict", "/predict": "predict",
-            "/": "predict", "/v1/models": None, "/v1/feedback": "feedback",
-            "/v1/feedback/stats": None, "/feedback": "feedback",
-            "/v2/models/<name>/infer": "predict",
-            "/v2/models/<name>/versions/<version>/infer": "predict"}
-# Pages that check the token of their form themselves (to answer with the page, not JSON).
-PAGE_PATHS = {"/", "/feedback"}
 
 
 def enabled() -> bool:
@@ -37,8 +30,14 @@ def _challenge(detail: str, error: str | None = None) -> Problem:
     return Problem(401, "Unauthorized", detail, {"WWW-Authenticate": header})
 
 
-def authenticate(token: str | None, rule: str | None):
-    """The caller's key for a route, or a 401/403 Problem."""
+def required(method: str | None = None) -> spec.Operation | None:
+    """The operation the current request is for (HEAD as GET), None outside our routes."""
+    method = (method or request.method).upper()
+    return spec.of(current_app, request.endpoint, "GET" if method == "HEAD" else method)
+
+
+def authenticate(token: str | None, scope: str | None):
+    """The caller's key, holding ``scope`` when one is named, or a 401/403 Problem."""
     if not token:
         raise _challenge("this endpoint needs 'Authorization: Bearer <token>'; "
                          "create one with `mlapi tokens create`")
@@ -52,7 +51,6 @@ def authenticate(token: str | None, rule: str | None):
                       {"Retry-After": "30"}) from None
     if key is None:
         raise _challenge("the token is not valid (unknown or revoked)", "invalid_token")
-    scope = SCOPE_OF.get(rule or "", None)
     if scope and scope not in key.scopes:
         raise Problem(403, "Forbidden", f"the token {key.name!r} lacks the {scope!r} scope",
                       {"WWW-Authenticate": f'Bearer realm="mlapi", error="insufficient_scope", '
@@ -76,9 +74,10 @@ def init_app(app: Flask, settings) -> None:
     @app.before_request
     def _authenticate():
         g.client = None
-        if request.path in OPEN_PATHS or request.path in PAGE_PATHS:
+        op = required()
+        if op is not None and op.access in (spec.OPEN, spec.PAGE):
             return  # the pages check their form's token themselves, to answer with the page
-        rule = request.url_rule.rule if request.url_rule else None
-        if rule is None and not request.path.startswith("/v1/"):
+        if request.url_rule is None and not request.path.startswith("/v1/"):
             return  # an unknown path outside /v1: a plain 404
-        g.client = authenticate(bearer(), rule)
+        # A route of ours without an operation for this method (OPTIONS, a 405) needs a key.
+        g.client = authenticate(bearer(), op.scope if op else None)

@@ -8,12 +8,35 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, request
 
-from ..contracts import FeedbackMessage, ValidationFailed, validate_feedback_request
-from . import jobs, resources
-from .predict import json_body
+from ..contracts import (
+    FEEDBACK_REQUEST_SCHEMA,
+    LABELS,
+    FeedbackMessage,
+    ValidationFailed,
+    validate_feedback_request,
+)
+from . import jobs, resources, spec
+from .predict import DOWN, NOT_JSON, RATE_LIMITED, TOO_LARGE, json_body
 from .problems import Problem
 
 bp = Blueprint("feedback", __name__, url_prefix="/v1/feedback")
+
+SCHEMAS = {
+    "FeedbackRequest": FEEDBACK_REQUEST_SCHEMA,
+    "FeedbackReceipt": {"type": "object", "required": ["id", "status", "label"],
+                        "properties": {"id": {"type": "string"}, "status": {"const": "received"},
+                                       "label": {"enum": list(LABELS)},
+                                       "prediction_id": {"type": ["string", "null"]}}},
+    # The feedback service's counts as it publishes them (feedback/db.py stats()).
+    "FeedbackStats": {
+        "type": "object",
+        "required": ["received", "accepted", "held", "flagged", "rejected", "by_label"],
+        "properties": {**{k: {"type": "integer"} for k in ("received", "accepted", "held", "flagged",
+                                                            "rejected", "duplicate", "clients")},
+                       "by_label": {"type": "object", "additionalProperties": {"type": "integer"}},
+                       "last_received": {"type": ["string", "null"]},
+                       "updated": {"type": "string"}}},
+}
 
 
 def client_name() -> str:
@@ -46,6 +69,23 @@ def for_prediction(pred_id: str, pred: dict, label: str | None, source: str) -> 
 
 
 @bp.post("")
+@spec.operation(
+    "POST", "feedback", "Correct a prediction (by its id) or give the right label for a text",
+    access=spec.KEY, scope="feedback",
+    body=spec.json_body("FeedbackRequest", {
+        "by_id": {"id": "3f2b8c9d0e1f4a5b6c7d8e9f0a1b2c3d", "label": "negative"},
+        "by_text": {"text": "el servicio fue pésimo", "label": "negative"}}),
+    responses={
+        "202": spec.json_response("The broker has the correction; the feedback service will judge "
+                                  "and store it", "FeedbackReceipt"),
+        "400": "Malformed JSON, both or neither of id and text, a label that is not one of "
+               + ", ".join(LABELS),
+        "404": "Unknown prediction id, or older than MLAPI_FEEDBACK_WINDOW",
+        "413": TOO_LARGE,
+        "415": NOT_JSON,
+        "429": RATE_LIMITED,
+        "503": DOWN,
+    })
 def submit():
     try:
         body = validate_feedback_request(json_body())
@@ -71,6 +111,11 @@ def submit():
 
 
 @bp.get("/stats")
+@spec.operation(
+    "GET", "feedbackStats",
+    "Counts of corrections: received, accepted, held, flagged, rejected, by label", access=spec.KEY,
+    responses={"200": spec.json_response("The feedback service's counts", "FeedbackStats"),
+               "503": "Redis unreachable, or the feedback service has not published counts"})
 def stats():
     counts = resources.store().feedback_stats()
     if counts is None:

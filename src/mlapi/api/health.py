@@ -6,13 +6,36 @@ from collections import Counter
 
 from flask import Blueprint
 
-from . import resources
+from . import resources, spec
 from .problems import Problem
 
 bp = Blueprint("health", __name__)
 
+SCHEMAS = {
+    "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+    "Readiness": {"type": "object", "required": ["status", "checks", "workers", "serving"],
+                  "properties": {"status": {"const": "ready"},
+                                 "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
+                                 "workers": {"type": "integer", "minimum": 0},
+                                 "serving": {"type": "boolean"}}},
+    "Models": {"type": "object", "required": ["champion", "current", "versions"],
+               "properties": {"champion": {"type": "string"},
+                              "current": spec.ref("ModelVersion"),
+                              "versions": {"type": "array", "items": spec.ref("ModelVersion")},
+                              "workers": {"type": "object", "additionalProperties": {"type": "integer"},
+                                          "description": "Live workers per model version"}}},
+    "ModelVersion": {"type": "object", "required": ["version"],
+                     "properties": {"version": {"type": "string"}, "created": {"type": "string"},
+                                    "metrics": {"type": "object"}, "evaluation": {"type": "object"},
+                                    "decision": {"type": "object"}, "feedback": {"type": "object"},
+                                    "sha256": {"type": "string"}, "champion": {"type": "boolean"},
+                                    "serving_workers": {"type": "integer"}}},
+}
+
 
 @bp.get("/healthz")
+@spec.operation("GET", "healthz", "Liveness: the process answers",
+                responses={"200": spec.json_response("Alive", "Status")})
 def healthz():
     # Liveness: the process answers. Dependencies are /readyz's business; restarting the API
     # because Redis is down would not bring Redis back.
@@ -20,6 +43,9 @@ def healthz():
 
 
 @bp.get("/readyz")
+@spec.operation("GET", "readyz", "Readiness: Redis and Kafka reachable",
+                responses={"200": spec.json_response("Ready, with the live worker count", "Readiness"),
+                           "503": "Redis or Kafka unreachable"})
 def readyz():
     """Ready = this process reaches Redis and Kafka. The live worker count is reported, not
     required: Kubernetes routes only to ready api pods, and an api unready for lack of workers
@@ -40,6 +66,11 @@ SUMMARY_KEYS = ("version", "kind", "languages", "created", "origin", "metrics", 
 
 
 @bp.get("/v1/models")
+@spec.operation("GET", "getModels",
+                "The champion model, every kept version with its scores, and what workers serve",
+                access=spec.KEY,
+                responses={"200": spec.json_response("The model registry", "Models"),
+                           "503": "Redis unreachable, or no worker has registered a model yet"})
 def models():
     """The champion, every kept version, and which versions the live workers serve."""
     registry = resources.registry()

@@ -21,6 +21,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from . import spec
+
 REQUESTS = Counter("mlapi_http_requests_total", "HTTP requests by endpoint, method and status",
                    ["endpoint", "method", "status"])
 LATENCY = Histogram("mlapi_http_request_duration_seconds", "HTTP request latency by endpoint",
@@ -42,6 +44,9 @@ def observe_result(result: dict) -> None:
 
 
 @bp.get("/metrics")
+@spec.operation("GET", "metrics", "Prometheus metrics",
+                responses={"200": {"description": "Prometheus text format",
+                                   "content": {"text/plain": {"schema": {"type": "string"}}}}})
 def scrape():
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()

@@ -14,6 +14,8 @@ from flask import Blueprint, Response, request
 
 from .. import __version__
 from ..contracts import (
+    INFER_REQUEST_SCHEMA,
+    INFER_RESPONSE_SCHEMA,
     LABELS,
     MAX_BATCH_TEXTS,
     OIP_INPUT,
@@ -23,7 +25,7 @@ from ..contracts import (
     validate_infer_request,
     validate_predict_request,
 )
-from . import jobs, resources
+from . import jobs, resources, spec
 from .problems import Problem
 
 bp = Blueprint("oip", __name__, url_prefix="/v2")
@@ -31,18 +33,62 @@ HEADER_LENGTH = "Inference-Header-Content-Length"  # Triton's binary tensor exte
 # What runs each kind (the API never imports it; the metadata only names it).
 PLATFORMS = {"fast": "sklearn", "multilingual": "sklearn", "encoder": "onnxruntime"}
 
+_NAME = {"name": "name", "in": "path", "required": True,
+         "schema": {"type": "string", "enum": [OIP_MODEL_NAME]}}
+_VERSION = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"},
+            "description": "The champion's version, or one a live worker serves"}
+_NO_SUCH_MODEL = "No such model, or a version nobody serves"
+_VERSIONED = "/v2/models/<name>/versions/<version>"
+
+SCHEMAS = {
+    "OIPError": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+    "OIPServerMetadata": {"type": "object", "required": ["name", "version", "extensions"],
+                          "properties": {"name": {"type": "string"}, "version": {"type": "string"},
+                                         "extensions": {"type": "array", "items": {"type": "string"}}}},
+    "OIPLive": {"type": "object", "required": ["live"], "properties": {"live": {"type": "boolean"}}},
+    "OIPReady": {"type": "object", "required": ["ready"], "properties": {"ready": {"type": "boolean"}}},
+    "OIPModelReady": {"type": "object", "required": ["name", "ready"],
+                      "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}}},
+    "OIPModelMetadata": {"type": "object", "required": ["name", "versions", "platform", "inputs", "outputs"],
+                         "properties": {
+                             "name": {"const": OIP_MODEL_NAME},
+                             "versions": {"type": "array", "items": {"type": "string"}},
+                             "platform": {"type": "string"},
+                             "inputs": {"type": "array", "items": spec.ref("OIPTensorMetadata")},
+                             "outputs": {"type": "array", "items": spec.ref("OIPTensorMetadata"),
+                                         "description": ", ".join(OIP_OUTPUTS)},
+                             "parameters": {"type": "object", "properties": {
+                                 "labels": {"type": "array", "items": {"enum": list(LABELS)},
+                                            "description": "The order of the probabilities' columns"},
+                                 "kind": {"type": "string"},
+                                 "max_batch_size": {"type": "integer"}}}}},
+    "OIPTensorMetadata": {"type": "object", "required": ["name", "datatype", "shape"],
+                          "properties": {"name": {"type": "string"}, "datatype": {"type": "string"},
+                                         "shape": {"type": "array", "items": {"type": "integer"}}}},
+    "OIPInferRequest": INFER_REQUEST_SCHEMA,
+    "OIPInferResponse": INFER_RESPONSE_SCHEMA,
+}
+
 
 @bp.get("")
+@spec.operation("GET", "oipServerMetadata", "Open Inference Protocol: server metadata",
+                responses={"200": spec.json_response("Name, version, extensions", "OIPServerMetadata")})
 def server_metadata():
     return {"name": "mlapi", "version": __version__, "extensions": ["binary_tensor_data"]}
 
 
 @bp.get("/health/live")
+@spec.operation("GET", "oipLive", "Open Inference Protocol: liveness",
+                responses={"200": spec.json_response("Alive", "OIPLive")})
 def live():
     return {"live": True}
 
 
 @bp.get("/health/ready")
+@spec.operation("GET", "oipReady",
+                "Open Inference Protocol: ready to infer (Redis, Kafka and a live worker)",
+                responses={"200": spec.json_response("Ready", "OIPReady"),
+                           "503": "Redis or Kafka unreachable, or no worker serving"})
 def ready():
     """Ready to infer: Redis and Kafka reachable and a worker serving (unlike /readyz, the
     Kubernetes probe, which leaves the worker count out; see health.py)."""
@@ -56,6 +102,13 @@ def ready():
 
 @bp.get("/models/<name>")
 @bp.get("/models/<name>/versions/<version>")
+@spec.operation(
+    "GET", "oipModelMetadata", "Open Inference Protocol: model metadata (inputs, outputs, class order)",
+    access=spec.KEY, parameters=(_NAME, _VERSION), ids={_VERSIONED: "oipModelVersionMetadata"},
+    responses={"200": spec.json_response("The model's tensors", "OIPModelMetadata"),
+               "404": _NO_SUCH_MODEL,
+               "503": "Redis or Kafka unreachable, or no model registered yet; retry after "
+                      "`Retry-After` seconds"})
 def model_metadata(name: str, version: str | None = None):
     meta = _model(name, version)
     versions = [meta["version"]] if version else _served()
@@ -70,6 +123,12 @@ def model_metadata(name: str, version: str | None = None):
 
 @bp.get("/models/<name>/ready")
 @bp.get("/models/<name>/versions/<version>/ready")
+@spec.operation(
+    "GET", "oipModelReady", "Open Inference Protocol: a live worker serves this model (version)",
+    access=spec.KEY, parameters=(_NAME, _VERSION), ids={_VERSIONED + "/ready": "oipModelVersionReady"},
+    responses={"200": spec.json_response("Ready", "OIPModelReady"),
+               "404": _NO_SUCH_MODEL,
+               "503": "No live worker serves it yet, or Redis/Kafka unreachable"})
 def model_ready(name: str, version: str | None = None):
     meta = _model(name, version)
     if meta["version"] not in _served():
@@ -81,6 +140,29 @@ def model_ready(name: str, version: str | None = None):
 
 @bp.post("/models/<name>/infer")
 @bp.post("/models/<name>/versions/<version>/infer")
+@spec.operation(
+    "POST", "oipInfer", f"Open Inference Protocol: classify a BYTES tensor of 1 to {MAX_BATCH_TEXTS} texts",
+    access=spec.KEY, scope="predict", parameters=(_NAME, _VERSION),
+    ids={_VERSIONED + "/infer": "oipInferVersion"},
+    body=spec.json_body("OIPInferRequest", {"texts": {"inputs": [{
+        "name": "text", "datatype": "BYTES", "shape": [2],
+        "data": ["I love it", "el servicio fue pésimo"]}]}}),
+    responses={
+        "200": {"description": "label (BYTES [n]), probabilities (FP32 [n, 3], in the order of "
+                               "the metadata's labels) and prediction_id (BYTES [n], for "
+                               "/v1/feedback); binary outputs when asked for "
+                               "(Inference-Header-Content-Length)",
+                "content": {"application/json": {"schema": spec.ref("OIPInferResponse")},
+                            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+        "400": "Not an infer request: a datatype other than BYTES, a wrong shape, an empty or too "
+               "long text, more than 64 texts, an unknown output",
+        "404": _NO_SUCH_MODEL,
+        "413": "Body larger than 1 MiB",
+        "429": "MLAPI_RATE_LIMIT reached (each text counts one); wait Retry-After seconds",
+        "503": "Redis or Kafka unreachable, no worker serving, or the model failed; retry after "
+               "`Retry-After` seconds",
+        "504": "No prediction before the deadline (MLAPI_PREDICT_TIMEOUT)",
+    })
 def infer(name: str, version: str | None = None):
     _model(name, version)
     body, texts = _read_request()

@@ -7,8 +7,8 @@ import re
 
 from flask import Blueprint, g, request, url_for
 
-from ..contracts import ValidationFailed, validate_predict_request
-from . import jobs, resources
+from ..contracts import PREDICT_REQUEST_SCHEMA, PREDICTION_SCHEMA, ValidationFailed, validate_predict_request
+from . import jobs, resources, spec
 from .problems import Problem
 
 bp = Blueprint("predict", __name__, url_prefix="/v1")
@@ -47,8 +47,46 @@ def wait_flag() -> bool:
 
 WAIT_VALUES = [*_TRUE, *_FALSE]
 
+# Answers several routes give, worded once.
+RATE_LIMITED = "MLAPI_RATE_LIMIT reached for this key (or address); wait Retry-After seconds"
+DOWN = "Redis or Kafka is unreachable; retry after `Retry-After` seconds"
+TOO_LARGE = "Body larger than 1 MiB"
+NOT_JSON = "Body not sent as application/json"
+_PREDICTIONS = {"description": "", "content": {"application/json": {"schema": {"oneOf": [
+    spec.ref("Prediction"), spec.ref("BatchPrediction")]}}}}
+
+SCHEMAS = {
+    "PredictRequest": PREDICT_REQUEST_SCHEMA,
+    "Prediction": PREDICTION_SCHEMA,
+    "BatchPrediction": {"type": "object", "required": ["predictions"],
+                        "properties": {"predictions": {"type": "array",
+                                                       "items": spec.ref("Prediction")}}},
+    "Pending": {"type": "object", "required": ["id", "status"],
+                "properties": {"id": {"type": "string"}, "status": {"const": "pending"},
+                               "location": {"type": "string"}}},
+}
+
 
 @bp.post("/predict")
+@spec.operation(
+    "POST", "predict", "Predict the sentiment of one text or a batch of up to 64",
+    access=spec.KEY, scope="predict",
+    parameters=({"name": "wait", "in": "query", "required": False,
+                 "description": "false: answer 202 at once and poll Location",
+                 "schema": {"type": "string", "enum": WAIT_VALUES, "default": "true"}},),
+    body=spec.json_body("PredictRequest", {"one": {"text": "I love this phone"},
+                                           "batch": {"texts": ["great service", "it broke again"]}}),
+    responses={
+        "200": {**_PREDICTIONS, "description": "The prediction (or predictions, in input order)"},
+        "202": spec.json_response("Queued (wait=false); poll the Location header", "Pending"),
+        "400": "Malformed JSON, a missing or wrong-typed field, an empty or too long text",
+        "413": TOO_LARGE,
+        "415": NOT_JSON,
+        "429": RATE_LIMITED,
+        "503": "Redis or Kafka is unreachable, or (wait=true) no worker is serving; "
+               "retry after `Retry-After` seconds, or queue with wait=false",
+        "504": "No prediction before the deadline (MLAPI_PREDICT_TIMEOUT)",
+    })
 def predict():
     wait = wait_flag()
     try:
@@ -64,6 +102,18 @@ def predict():
 
 
 @bp.get("/jobs/<job_id>")
+@spec.operation(
+    "GET", "getJob", "The result of a job queued with wait=false", access=spec.KEY, scope="predict",
+    parameters=({"name": "job_id", "in": "path", "required": True,
+                 "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}},),
+    responses={
+        "200": {**_PREDICTIONS, "description": "The job's result"},
+        "202": spec.json_response("Still queued", "Pending"),
+        "404": "Unknown or expired job",
+        "429": RATE_LIMITED,
+        "503": DOWN,
+        "504": "The job passed its deadline before a worker took it",
+    })
 def job(job_id: str):
     if not JOB_ID.match(job_id):
         raise Problem(404, "Not Found", f"no job {job_id!r}: job ids are 32 hex characters")

@@ -20,6 +20,14 @@ DEPENDENCY_NAMES = {StoreUnavailable: "the results store (Redis)",
                     QueueUnavailable: "the job queue (Kafka)"}
 
 
+SCHEMAS = {  # for /openapi.json: what problem_response writes off the /v2 paths
+    "Problem": {"type": "object", "required": ["title", "status", "detail"],
+                "properties": {"type": {"type": "string"}, "title": {"type": "string"},
+                               "status": {"type": "integer"}, "detail": {"type": "string"},
+                               "instance": {"type": "string"}}},
+}
+
+
 def is_oip(path: str) -> bool:
     return path == "/v2" or path.startswith("/v2/")
 
