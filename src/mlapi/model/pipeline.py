@@ -1,6 +1,6 @@
 """The scikit-learn text pipeline: how it is built, trained and scored.
 
-Three kinds, chosen at training time (README, "Model"):
+Three kinds, chosen at training time (docs/model.md):
 
 * ``fast``: TF-IDF word 1-2 grams + char_wb 2-5 grams, a linear SVM calibrated (5-fold) to
   give probabilities; thousands of texts per second.
@@ -44,7 +44,7 @@ NEUTRAL_BOOST = 1.5
 # The multilingual vote, SVM on all features : logistic regression on the embedding alone.
 # The SVM reads text like the corpus best (held-out macro-F1), the embedding alone reads text
 # unlike it best (the golden set, the course's sentences): 3:2 keeps the SVM's held-out score
-# within 0.004 while golden accuracy rises from 0.86 to 0.93 (README, "Model").
+# within 0.004 while golden accuracy rises from 0.86 to 0.93 (docs/model.md).
 VOTE_WEIGHTS = (3, 2)
 # The encoder kind's logistic regression: C 1, 4 and 16 were tried (hard set English 0.89,
 # 0.87, 0.85 with plain weights; held-out English 0.707 for all three).
