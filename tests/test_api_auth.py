@@ -166,3 +166,10 @@ def test_what_is_enforced_is_what_is_published(secured, method, path, op):
             assert refused.status_code == 403, refused.get_data(as_text=True)
     else:
         assert (call(path).status_code == 401) == ("401" in op["responses"])
+
+
+@pytest.mark.parametrize(("path", "status"), [("/healthz", 200), ("/", 200), ("/v2/health/live", 200),
+                                              ("/v1/predict", 401), ("/v1/models", 401)])
+def test_options_is_as_open_as_its_route(secured, path, status):
+    client, _, _ = secured
+    assert client.options(path).status_code == status

@@ -30,10 +30,9 @@ def _challenge(detail: str, error: str | None = None) -> Problem:
     return Problem(401, "Unauthorized", detail, {"WWW-Authenticate": header})
 
 
-def required(method: str | None = None) -> spec.Operation | None:
-    """The operation the current request is for (HEAD as GET), None outside our routes."""
-    method = (method or request.method).upper()
-    return spec.of(current_app, request.endpoint, "GET" if method == "HEAD" else method)
+def required() -> spec.Operation | None:
+    """The operation the current request is for, None outside our routes."""
+    return spec.of(current_app, request.endpoint, request.method)
 
 
 def authenticate(token: str | None, scope: str | None):
@@ -79,5 +78,5 @@ def init_app(app: Flask, settings) -> None:
             return  # the pages check their form's token themselves, to answer with the page
         if request.url_rule is None and not request.path.startswith("/v1/"):
             return  # an unknown path outside /v1: a plain 404
-        # A route of ours without an operation for this method (OPTIONS, a 405) needs a key.
+        # Under /v1, a path or method we do not serve needs a key too: it tells nothing to strangers.
         g.client = authenticate(bearer(), op.scope if op else None)

@@ -39,8 +39,7 @@ def openapi():
 @bp.before_app_request
 def _reject_unknown_query_parameters():
     # A typo such as ?wiat=false should be told, not silently ignored.
-    method = "GET" if request.method == "HEAD" else request.method
-    op = spec.of(current_app, request.endpoint, method)
+    op = spec.of(current_app, request.endpoint, request.method)
     if op is None:
         return
     known = op.query_parameters()

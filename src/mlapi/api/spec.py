@@ -71,8 +71,13 @@ def operation(method: str, operation_id: str, summary: str, responses: dict[str,
 
 
 def of(app: Flask, endpoint: str | None, method: str) -> Operation | None:
-    view = app.view_functions.get(endpoint or "")
-    return getattr(view, ATTRIBUTE, {}).get(method.upper()) if view else None
+    """The operation a route declares for ``method``; HEAD is GET's, and OPTIONS (which Flask
+    answers itself) the route's first declared one, so it is as open or as closed as the route."""
+    declared = getattr(app.view_functions.get(endpoint or ""), ATTRIBUTE, {})
+    method = "GET" if method.upper() == "HEAD" else method.upper()
+    if method == "OPTIONS":
+        return next(iter(declared.values()), None)
+    return declared.get(method)
 
 
 # --- Building the document ------------------------------------------------------------------
